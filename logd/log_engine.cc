@@ -1,1 +1,189 @@
-// placeholder
+// Routes kernel requests to logs by luid, builds logs at CTR and tears them down at DTR.
+// Requests for a log this daemon does not know (it restarted) are answered -ESRCH: the
+// kernel then re-sends CTR and RESUME and retries, which is how a restarted daemon gets
+// its logs back.
+#include "logd/log_engine.h"
+
+#include <linux/dm-log-userspace.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+
+namespace clogd::logd {
+
+namespace {
+
+// Requests that need the log's state loaded; the kernel may send some before RESUME.
+bool NeedsState(uint32_t type) {
+  switch (type) {
+    case DM_ULOG_IS_CLEAN:
+    case DM_ULOG_IN_SYNC:
+    case DM_ULOG_FLUSH:
+    case DM_ULOG_MARK_REGION:
+    case DM_ULOG_CLEAR_REGION:
+    case DM_ULOG_GET_RESYNC_WORK:
+    case DM_ULOG_SET_REGION_SYNC:
+    case DM_ULOG_GET_SYNC_COUNT:
+    case DM_ULOG_IS_REMOTE_RECOVERING:
+    case DM_ULOG_RESUME:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Requests the kernel sends through its retrying path, which turns -ESRCH into
+// "re-send CTR and RESUME, then retry".
+bool KernelRetriesOnEsrch(uint32_t type) {
+  return NeedsState(type) && type != DM_ULOG_RESUME;
+}
+
+template <typename T>
+T ReadField(std::span<const uint8_t> frame, size_t offset) {
+  T v{};
+  std::memcpy(&v, frame.data() + offset, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+LogEngine::LogEngine(DeviceOpener opener, EngineOptions options, ReplySink& sink)
+    : opener_(std::move(opener)), options_(std::move(options)), sink_(sink) {}
+
+void LogEngine::Log(Severity s, const std::string& message) const {
+  if (options_.log) options_.log(s, message);
+}
+
+const LocalLog* LogEngine::Find(uint64_t luid) const {
+  auto it = logs_.find(luid);
+  return it == logs_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const LocalLog*> LogEngine::Logs() const {
+  std::vector<const LocalLog*> out;
+  for (const auto& [luid, log] : logs_) out.push_back(log.get());
+  return out;
+}
+
+const LocalLog* LogEngine::SiblingOf(const LocalLog& log) const {
+  for (const auto& [luid, other] : logs_) {
+    if (other.get() != &log && other->uuid() == log.uuid() && other->loaded()) {
+      return other.get();
+    }
+  }
+  return nullptr;
+}
+
+UlogReply LogEngine::Construct(const UlogRequest& request) {
+  UlogReply reply = ReplyTo(request);
+  auto fail = [&](const Status& s) {
+    Log(Severity::kError, "CTR of log " + request.uuid + " refused: " + s.ToString());
+    reply.error = s.ToErrno();
+    return reply;
+  };
+  if (request.uuid.empty()) return fail(InvalidArgument("CTR: empty uuid"));
+  auto text = DecodeCtrPayload(request);
+  if (!text.ok()) return fail(text.status());
+  auto args = ParseCtrString(*text);
+  if (!args.ok()) return fail(args.status());
+
+  if (auto it = logs_.find(request.luid); it != logs_.end()) {
+    // The kernel re-sends CTR after losing contact; the same arguments are fine.
+    if (it->second->uuid() == request.uuid &&
+        it->second->args().ToArgString() == args->ToArgString()) {
+      if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+      return reply;
+    }
+    return fail(InvalidArgument("CTR: luid " + std::to_string(request.luid) +
+                                " already serves log " + it->second->uuid() +
+                                " with other arguments"));
+  }
+
+  std::unique_ptr<region::BlockDevice> device;
+  if (IsDiskLog(args->type)) {
+    auto opened = opener_(args->device);
+    if (!opened.ok()) return fail(opened.status());
+    device = std::move(opened).value();
+  }
+  auto log = std::make_unique<LocalLog>(request.uuid, request.luid, *args, std::move(device),
+                                        options_);
+  Status s = log->OpenDevice();
+  if (!s.ok()) return fail(s);
+  Log(Severity::kInfo, "log " + request.uuid + ": constructed " + args->ToArgString() + " (" +
+                           std::to_string(args->RegionCount()) + " regions)");
+  if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+  logs_.emplace(request.luid, std::move(log));
+  return reply;
+}
+
+UlogReply LogEngine::Destruct(const UlogRequest& request) {
+  UlogReply reply = ReplyTo(request);
+  auto it = logs_.find(request.luid);
+  if (it == logs_.end()) return reply;  // nothing to destroy: already gone
+  LocalLog& log = *it->second;
+  const bool sibling_lives = SiblingOf(log) != nullptr;
+  Status s = log.Destroy(sibling_lives);
+  if (!s.ok()) {
+    // The kernel ignores DTR errors; say it, the log is gone either way.
+    Log(Severity::kError, "log " + log.uuid() + ": clean shutdown failed: " + s.ToString());
+  }
+  logs_.erase(it);
+  return reply;
+}
+
+void LogEngine::Submit(const UlogRequest& request) {
+  if (request.type == DM_ULOG_CTR) {
+    sink_.Reply(Construct(request));
+    return;
+  }
+  if (request.type == DM_ULOG_DTR) {
+    sink_.Reply(Destruct(request));
+    return;
+  }
+  auto it = logs_.find(request.luid);
+  if (it == logs_.end() || it->second->uuid() != request.uuid) {
+    UlogReply reply = ReplyTo(request, KernelRetriesOnEsrch(request.type) ? -ESRCH : -EINVAL);
+    Log(Severity::kWarning, RequestTypeName(request.type) + " for unknown log " + request.uuid +
+                                " (luid " + std::to_string(request.luid) + ")");
+    sink_.Reply(reply);
+    return;
+  }
+  LocalLog& log = *it->second;
+  if (!log.loaded() && NeedsState(request.type)) {
+    Status s = log.Load(SiblingOf(log));
+    if (!s.ok()) {
+      Log(Severity::kError, "log " + log.uuid() + ": load failed: " + s.ToString());
+      sink_.Reply(ReplyTo(request, s.ToErrno()));
+      return;
+    }
+  }
+  sink_.Reply(log.Handle(request));
+}
+
+void LogEngine::SubmitFrame(std::span<const uint8_t> frame) {
+  auto request = DecodeRequest(frame);
+  if (request.ok()) {
+    Submit(*request);
+    return;
+  }
+  if (frame.size() < kUlogHeaderSize) {
+    Log(Severity::kError, "dropped a kernel frame that cannot be answered: " +
+                              request.status().ToString());
+    return;
+  }
+  // The header is readable: answer so the kernel does not wait and retry forever.
+  UlogReply reply;
+  reply.luid = ReadField<uint64_t>(frame, offsetof(struct dm_ulog_request, luid));
+  const char* uuid = reinterpret_cast<const char*>(frame.data()) +
+                     offsetof(struct dm_ulog_request, uuid);
+  reply.uuid.assign(uuid, strnlen(uuid, DM_UUID_LEN - 1));
+  reply.seq = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, seq));
+  reply.raw_type = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, request_type));
+  reply.error = -EINVAL;
+  Log(Severity::kError, "refused kernel request seq " + std::to_string(reply.seq) + ": " +
+                            request.status().ToString());
+  sink_.Reply(reply);
+}
+
+}  // namespace clogd::logd

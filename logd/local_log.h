@@ -1,0 +1,99 @@
+// One mirror log served for this node alone: its in-memory state (region/LogState),
+// recovery bookkeeping, and its log device (disk types: this node's marks are in its slot
+// before FLUSH returns; regions going out of sync reach the device before the marks that
+// covered them are cleared). LogEngine routes kernel requests to these.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "logd/ctr_args.h"
+#include "logd/logging.h"
+#include "logd/ulog_codec.h"
+#include "recovery/recovery_assigner.h"
+#include "region/block_device.h"
+#include "region/log_format.h"
+#include "region/log_state.h"
+
+namespace clogd::logd {
+
+struct EngineOptions {
+  region::NodeId node_id = 1;
+  // Overwrite a log device that would otherwise be refused (full resync).
+  bool reinitialize = false;
+  uint32_t slot_copy_bytes = region::kDefaultSlotCopyBytes;
+  // Regions that became in sync are written to the device lazily, once this many have
+  // accumulated (0: nr_regions/64, at least 1), and always at suspend and destruction.
+  uint64_t in_sync_write_batch = 0;
+  LogFn log;  // may be empty
+};
+
+struct LogCounters {
+  uint64_t requests = 0;
+  uint64_t slot_writes = 0;
+  uint64_t in_sync_writes = 0;
+  uint64_t regions_recovered = 0;
+};
+
+// One mirror log on this node.
+class LocalLog {
+ public:
+  LocalLog(std::string uuid, uint64_t luid, CtrArgs args,
+           std::unique_ptr<region::BlockDevice> device, const EngineOptions& options);
+
+  const std::string& uuid() const { return uuid_; }
+  uint64_t luid() const { return luid_; }
+  const CtrArgs& args() const { return args_; }
+  bool loaded() const { return loaded_; }
+  const region::LogState& state() const { return state_; }
+  const recovery::RecoveryAssigner& recovery() const { return recovery_; }
+  const LogCounters& counters() const { return counters_; }
+  bool device_failed() const { return device_failed_; }
+  const region::LogDevice* log_device() const { return log_dev_ ? &*log_dev_ : nullptr; }
+
+  // Checks the log device (refusing a bad one, formatting a blank one) without loading.
+  Status OpenDevice();
+  // Loads the state: from `sibling` (another instance of the same uuid, e.g. the live
+  // table during a reload) if given, else from the device (merging every slot's dirty
+  // regions into the out-of-sync set, durably, before the slots are cleared).
+  Status Load(const LocalLog* sibling);
+  // Serves every request type except CTR and DTR.
+  UlogReply Handle(const UlogRequest& request);
+  // Destruction: a clean shutdown of the device unless `keep_active` (another instance of
+  // the uuid lives on).
+  Status Destroy(bool keep_active);
+
+ private:
+  region::OpenParams OpenParamsFor() const;
+  Status Flush();
+  Status PersistSlot();
+  Status MarkRegions(std::span<const uint64_t> regions);
+  Status ClearRegions(std::span<const uint64_t> regions);
+  Status PersistInSync(bool force);
+  std::string StatusInfo() const;
+  std::string StatusTable() const;
+  void Log(Severity s, const std::string& message) const;
+
+  std::string uuid_;
+  uint64_t luid_;
+  CtrArgs args_;
+  std::unique_ptr<region::BlockDevice> device_;
+  std::optional<region::LogDevice> log_dev_;
+  EngineOptions options_;
+
+  bool loaded_ = false;
+  bool device_failed_ = false;
+  region::LogState state_;
+  recovery::RecoveryAssigner recovery_;
+  std::optional<uint32_t> slot_;
+  bool slot_dirty_ = false;          // marks/clears not yet in the slot
+  uint64_t pending_to_sync_ = 0;     // regions gone in sync since the last map write
+  bool pending_out_of_sync_ = false; // regions gone out of sync since the last map write
+  LogCounters counters_;
+};
+
+}  // namespace clogd::logd
