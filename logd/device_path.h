@@ -1,0 +1,15 @@
+// Resolves the log device named in a CTR string — a path, or "major:minor" as LVM and
+// the kernel write it — to a path that can be opened.
+#pragma once
+
+#include <string>
+
+#include "region/status.h"
+
+namespace clogd::logd {
+
+// A path is returned if it exists. "M:m" is looked up as /dev/block/M:m, then among the
+// block devices in /dev/mapper and /dev. kNotFound names the spec and where it looked.
+Result<std::string> ResolveDevicePath(const std::string& spec);
+
+}  // namespace clogd::logd
