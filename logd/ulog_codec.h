@@ -17,8 +17,8 @@
 namespace clogd::logd {
 
 inline constexpr size_t kUlogHeaderSize = sizeof(struct dm_ulog_request);  // 160
-// The kernel's connector buffer is 512 bytes; what is left after the netlink and connector
-// headers and dm_ulog_request caps every payload, both ways.
+// The kernel's preallocated request buffer is 512 bytes: 512 - sizeof(struct cn_msg) (20)
+// - sizeof(struct dm_ulog_request) (160) = 332 bytes cap every payload it sends.
 inline constexpr size_t kMaxUlogPayload = 332;
 inline constexpr size_t kMaxRegionsPerRequest = 32;  // MAX_FLUSH_GROUP_COUNT in the kernel
 
