@@ -42,9 +42,12 @@ struct Layout {
   uint32_t slot_copy_bytes = 0;  // multiple of 4096
   uint64_t total_bytes = 0;      // bytes of device the log uses
 
-  uint64_t SuperblockOffset(int copy) const { return cluster_offset + uint64_t(copy) * kFormatAlign; }
+  uint64_t SuperblockOffset(int copy) const {
+    return cluster_offset + uint64_t(copy) * kFormatAlign;
+  }
   uint64_t SlotOffset(uint32_t slot, int copy) const {
-    return cluster_offset + 2 * kFormatAlign + (uint64_t(slot) * 2 + uint64_t(copy)) * slot_copy_bytes;
+    return cluster_offset + 2 * kFormatAlign +
+           (uint64_t(slot) * 2 + uint64_t(copy)) * slot_copy_bytes;
   }
   // How many region numbers one slot copy holds before it overflows.
   uint64_t SlotCapacity() const;
@@ -72,13 +75,35 @@ struct Superblock {
 };
 
 struct SlotRecord {
-  NodeId node_id = 0;     // 0: the slot is free
-  uint64_t sequence = 0;  // bumped by every write of this slot; the newer valid copy wins
-  bool overflow = false;  // the dirty set did not fit: every region counts as dirty
+  NodeId node_id = 0;             // 0: the slot is free
+  uint64_t sequence = 0;          // bumped by every write of this slot; the newer valid copy wins
+  bool overflow = false;          // the dirty set did not fit: every region counts as dirty
   std::vector<RegionNo> regions;  // sorted, unique
 
   bool operator==(const SlotRecord&) const = default;
 };
+
+// Fixed sizes and flag bits of the format (offsets of every field: region/README.md).
+inline constexpr uint32_t kDmLogHeaderBytes = 512;  // EncodeDmLogHeader's size
+inline constexpr uint32_t kSuperblockCrcOffset = kFormatAlign - 4;
+inline constexpr uint32_t kSuperblockFlagActive = 1u << 0;
+inline constexpr uint32_t kSlotHeaderBytes = 32;  // region numbers start here
+inline constexpr uint32_t kSlotFlagOverflow = 1u << 0;
+
+// Bytes of a slot copy that a record of `count` regions uses (header + list).
+inline uint64_t SlotUsedBytes(uint64_t count) { return kSlotHeaderBytes + 8 * count; }
+// The count field of an encoded slot copy (0 if the block is too short to hold one):
+// tells a reader how much of the copy to read before decoding it.
+uint32_t SlotRecordedCount(std::span<const uint8_t> block);
+
+// The dm-log header as found on disk (no validation).
+struct DmLogHeader {
+  uint32_t magic = 0;
+  uint32_t version = 0;
+  uint64_t nr_regions = 0;
+};
+// Reads the first 16 bytes of `block` (fields of a shorter block read as zero).
+DmLogHeader DecodeDmLogHeader(std::span<const uint8_t> block);
 
 // Pure codecs. Encoded blocks are exactly kFormatAlign (superblock) or slot_copy_bytes.
 std::vector<uint8_t> EncodeSuperblock(const Superblock& sb);
@@ -104,9 +129,9 @@ struct OpenParams {
   uint64_t nr_regions = 0;
   uint32_t region_size = 0;
   std::string uuid;
-  bool nosync = false;          // a new log starts in sync
-  bool force_resync = false;    // `sync`: a new or imported log starts out of sync
-  bool reinitialize = false;    // operator asked: overwrite a refused device (full resync)
+  bool nosync = false;        // a new log starts in sync
+  bool force_resync = false;  // `sync`: a new or imported log starts out of sync
+  bool reinitialize = false;  // operator asked: overwrite a refused device (full resync)
   uint32_t slot_copy_bytes = kDefaultSlotCopyBytes;
 };
 
@@ -143,11 +168,39 @@ class LogDevice {
   // Slot owned by `node`, else the first free slot, else kNoSpace.
   Result<uint32_t> SlotFor(NodeId node) const;
 
+  // Other nodes write the same device (each its own slot; the log server the superblock
+  // and part 1), so what this LogDevice knows can go stale. A node taking over as log
+  // server calls Reload() before writing the superblock or the in-sync map: it re-reads
+  // the superblock, part 1 and every slot (refreshing loaded_in_sync() and loaded_slots()).
+  // kCorrupt if the superblock is gone or its geometry changed.
+  Status Reload();
+  // Re-reads one slot from disk and returns its newest valid record (the log server does
+  // this for a failed node's slot before merging and freeing it). kCorrupt if neither copy
+  // is valid.
+  Result<SlotRecord> ReadSlot(uint32_t slot);
+
   LogDevice(LogDevice&&) = default;
   LogDevice& operator=(LogDevice&&) = default;
 
  private:
   LogDevice() = default;
+
+  struct SlotCopies;  // what Open found in one slot's two copies (log_device.cc)
+
+  std::string Where() const;  // "log device <name>" for messages
+  Status Sync(const std::string& what);
+  Status LoadPart1();
+  Status LoadSlots();
+  Status ReadSlotCopies(uint32_t slot, SlotCopies& out);
+  Status Format(const OpenParams& params, OpenOutcome outcome);
+  Status Import(const OpenParams& params);
+  Status FreeAllSlots();
+  Status WritePart1Blocks(uint64_t first_block, uint64_t count, const std::vector<uint8_t>& image);
+  Status WriteBitmapImage(const std::vector<uint8_t>& image);
+  Status WriteDmLogHeader(bool valid);
+  Status WriteSuperblockCopy(Superblock sb);
+  std::vector<uint8_t> Part1ImageWithBitmap(const RegionBitmap& bits) const;
+  bool Part1Valid() const;  // part1_ holds dm-log's valid magic
 
   BlockDevice* dev_ = nullptr;
   OpenOutcome outcome_ = OpenOutcome::kOpenedCluster;
@@ -158,6 +211,13 @@ class LogDevice {
   std::vector<uint64_t> slot_sequences_;  // newest sequence per slot
   std::vector<int> slot_newest_copy_;     // which copy (0/1) holds it, -1 if none valid
   int sb_newest_copy_ = -1;
+  std::vector<NodeId> slot_owner_;  // node of each slot's newest record (0: free)
+  // What part 1 ([0, cluster_offset)) holds on disk as far as this LogDevice knows, so
+  // WriteInSync writes only the 4 KiB blocks that changed.
+  std::vector<uint8_t> part1_;
+  // A part 1 write failed: the disk may hold anything in part 1, so the next write of it
+  // rewrites every block instead of trusting part1_.
+  bool part1_suspect_ = false;
 };
 
 }  // namespace clogd::region

@@ -1,6 +1,7 @@
 // A fixed-size bitmap over region numbers with the set-bit count kept incrementally
-// (never recounted) and a summary level so that FindNextSet / FindNextClear skip
-// 4096 regions per summary bit: O(n/4096) worst case instead of O(n/64).
+// (never recounted) and summary levels so that FindNextSet / FindNextClear skip whole
+// empty (full) stretches: level 0 has one bit per 64-region word, each level above one bit
+// per word of the level below, so a search touches O(levels) words, not O(n/64).
 // Bit order in Bytes form is the kernel's little-endian bitmap order
 // (region r is bit r%8 of byte r/8), so the words can be written to disk as they are.
 #pragma once
@@ -62,6 +63,10 @@ class RegionBitmap {
   std::vector<uint64_t> any_set_;
   // Bit w set: words_[w] has a clear bit below nr_bits_ (for FindNextClear).
   std::vector<uint64_t> any_clear_;
+  // Levels above any_set_ / any_clear_: bit i of level k+1 set iff word i of level k
+  // (level 0 being any_set_ / any_clear_) is non-zero. The top level is one word.
+  std::vector<std::vector<uint64_t>> set_upper_;
+  std::vector<std::vector<uint64_t>> clear_upper_;
 };
 
 }  // namespace clogd::region
