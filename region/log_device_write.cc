@@ -36,7 +36,7 @@ std::vector<uint8_t> LogDevice::Part1ImageWithBitmap(const RegionBitmap& bits) c
 
 // Writes the 4 KiB blocks of part 1 in which `image` differs from what is on disk (all of
 // them if an earlier write failed), coalescing neighbours, then flushes.
-Status LogDevice::WriteBitmapImage(const std::vector<uint8_t>& image) {
+Status LogDevice::WriteBitmapImage(std::vector<uint8_t> image) {
   const uint64_t blocks = layout_.cluster_offset / kFormatAlign;
   auto differs = [&](uint64_t b) {
     const auto at = static_cast<std::ptrdiff_t>(b * kFormatAlign);
@@ -62,7 +62,7 @@ Status LogDevice::WriteBitmapImage(const std::vector<uint8_t>& image) {
     part1_suspect_ = true;
     return s;
   }
-  part1_ = image;
+  part1_.swap(image);
   part1_suspect_ = false;
   return Status::Ok();
 }
@@ -80,18 +80,18 @@ Status LogDevice::WritePart1Blocks(uint64_t first_block, uint64_t count,
 }
 
 Status LogDevice::WriteDmLogHeader(bool valid) {
-  std::vector<uint8_t> image = part1_;
+  // Block 0 as this LogDevice knows it, with the header (bytes 0..1023) replaced.
+  std::vector<uint8_t> block(part1_.begin(), part1_.begin() + kFormatAlign);
   const std::vector<uint8_t> hdr = EncodeDmLogHeader(valid, layout_.nr_regions);
-  std::fill(image.begin(), image.begin() + static_cast<std::ptrdiff_t>(kDmLogBitmapOffset), 0);
-  std::copy(hdr.begin(), hdr.end(), image.begin());
-  CLOG_RETURN_IF_ERROR(WritePart1Blocks(0, 1, image));
+  std::fill(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(kDmLogBitmapOffset), 0);
+  std::copy(hdr.begin(), hdr.end(), block.begin());
+  CLOG_RETURN_IF_ERROR(WritePart1Blocks(0, 1, block));
   Status s = Sync(valid ? "validating the dm-log header" : "invalidating the dm-log header");
   if (!s.ok()) {
     part1_suspect_ = true;
     return s;
   }
-  // Only block 0 went out; the rest of part1_ is unchanged (suspect or not).
-  std::copy(image.begin(), image.begin() + kFormatAlign, part1_.begin());
+  std::copy(block.begin(), block.end(), part1_.begin());
   return Status::Ok();
 }
 

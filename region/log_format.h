@@ -152,10 +152,15 @@ class LogDevice {
   // Every slot's newest valid copy as loaded (free slots have node_id 0).
   const std::vector<SlotRecord>& loaded_slots() const { return loaded_slots_; }
 
-  // Writes slot `slot` (the older copy), durably; sets record.sequence.
+  // Writes slot `slot` (the older copy), durably; sets record.sequence (and overflow if
+  // the list did not fit). Only the 4 KiB blocks holding the used bytes are written.
+  // Refuses regions out of range or not ascending (kInvalidArgument), and a record for
+  // node X in a slot whose newest record belongs to node Y (kBusy: free it first by
+  // writing a node-0 record). On failure nothing is counted as written.
   Status WriteSlot(uint32_t slot, SlotRecord& record);
   // Writes the in-sync map into part 1's bitmap area, durably. Part 1's magic must already
-  // be invalid (MarkActive), so dm-log never trusts a map that is still changing.
+  // be invalid (MarkActive), so dm-log never trusts a map that is still changing
+  // (kInvalidArgument otherwise). Writes only the 4 KiB blocks that changed.
   Status WriteInSync(const RegionBitmap& in_sync);
   // Invalidates part 1's magic, then writes the superblock with active=true, durably.
   Status MarkActive(uint64_t generation);
@@ -196,7 +201,7 @@ class LogDevice {
   Status Import(const OpenParams& params);
   Status FreeAllSlots();
   Status WritePart1Blocks(uint64_t first_block, uint64_t count, const std::vector<uint8_t>& image);
-  Status WriteBitmapImage(const std::vector<uint8_t>& image);
+  Status WriteBitmapImage(std::vector<uint8_t> image);
   Status WriteDmLogHeader(bool valid);
   Status WriteSuperblockCopy(Superblock sb);
   std::vector<uint8_t> Part1ImageWithBitmap(const RegionBitmap& bits) const;
