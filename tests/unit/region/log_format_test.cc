@@ -16,7 +16,7 @@ using testbytes::LE64;
 using testbytes::PutLE32;
 using ::testing::HasSubstr;
 
-TEST(DmLogHeader, ValidAndInvalid) {
+TEST(DmLogHeaderCodec, ValidAndInvalid) {
   const std::vector<uint8_t> v = EncodeDmLogHeader(true, 0x123456789AULL);
   ASSERT_EQ(v.size(), 512u);
   EXPECT_EQ(LE32(v, 0), 0x4D695272u);
@@ -35,7 +35,7 @@ TEST(DmLogHeader, ValidAndInvalid) {
   EXPECT_EQ(h.nr_regions, 77u);
 }
 
-TEST(Layout, Compute) {
+TEST(LogLayout, Compute) {
   Result<Layout> l = Layout::Compute(64, 16, 32768);
   ASSERT_TRUE(l.ok());
   EXPECT_EQ(l->bitmap_bytes, 8u);
@@ -65,7 +65,7 @@ TEST(Layout, Compute) {
   EXPECT_THAT(bad.status().message(), HasSubstr("5000"));
 }
 
-TEST(Layout, FitSixteenPlusSlotsIn4MiBAt2To24Regions) {
+TEST(LogLayout, FitSixteenPlusSlotsIn4MiBAt2To24Regions) {
   Result<Layout> l = Layout::Fit(uint64_t{1} << 24, 4u << 20, kDefaultSlotCopyBytes);
   ASSERT_TRUE(l.ok()) << l.status().ToString();
   EXPECT_GE(l->slot_count, 16u);
@@ -92,7 +92,7 @@ Superblock SampleSuperblock() {
   return sb;
 }
 
-TEST(Superblock, ByteLayoutAndChecksum) {
+TEST(SuperblockCodec, ByteLayoutAndChecksum) {
   const std::vector<uint8_t> b = EncodeSuperblock(SampleSuperblock());
   ASSERT_EQ(b.size(), 4096u);
   EXPECT_EQ(LE32(b, 0), 0x474F4C43u);
@@ -115,7 +115,7 @@ TEST(Superblock, ByteLayoutAndChecksum) {
   EXPECT_EQ(*d, SampleSuperblock());
 }
 
-TEST(Superblock, DecodeRefusals) {
+TEST(SuperblockCodec, DecodeRefusals) {
   std::vector<uint8_t> b = EncodeSuperblock(SampleSuperblock());
   std::vector<uint8_t> flipped = b;
   flipped[100] ^= 1;
@@ -143,7 +143,7 @@ TEST(Superblock, DecodeRefusals) {
   EXPECT_EQ(DecodeSuperblock(geometry).status().code(), Errc::kCorrupt);
 }
 
-TEST(Slot, ByteLayoutAndChecksumCoverage) {
+TEST(SlotCodec, ByteLayoutAndChecksumCoverage) {
   SlotRecord rec;
   rec.node_id = 7;
   rec.sequence = 0xABCDEF0123ULL;
@@ -182,7 +182,7 @@ TEST(Slot, ByteLayoutAndChecksumCoverage) {
   EXPECT_EQ(SlotRecordedCount(b), 3u);
 }
 
-TEST(Slot, OverflowFreeAndMalformed) {
+TEST(SlotCodec, OverflowFreeAndMalformed) {
   SlotRecord big;
   big.node_id = 3;
   for (uint64_t r = 0; r < 509; ++r) big.regions.push_back(r * 2);  // capacity of 4096: 508
