@@ -47,12 +47,13 @@ Result<LogInspection> InspectLog(region::BlockDevice& dev) {
                            layout.status().message());
     return out;
   }
-  // The bitmap.
+  // The bitmap, read together with the header so the read stays block-aligned.
   const uint64_t bs = dev.BlockSize();
-  std::vector<uint8_t> bitmap((layout->bitmap_bytes + bs - 1) / bs * bs);
-  if (ReadAt(dev, region::kDmLogBitmapOffset, bitmap).ok()) {
+  std::vector<uint8_t> part1((region::kDmLogBitmapOffset + layout->bitmap_bytes + bs - 1) / bs *
+                             bs);
+  if (ReadAt(dev, 0, part1).ok()) {
     region::RegionBitmap bits(out.nr_regions);
-    bits.FromBytes(bitmap);
+    bits.FromBytes(std::span<const uint8_t>(part1).subspan(region::kDmLogBitmapOffset));
     out.bitmap_set = bits.count();
   } else {
     out.problems.push_back("bitmap does not fit on the device");

@@ -25,7 +25,7 @@ class EncodingSink : public ReplySink {
 class Fixture {
  public:
   explicit Fixture(uint64_t regions) {
-    const std::string device = "bench0";
+    const std::string device = "/dev/bench0";
     opener_ = [this](const std::string&) -> Result<std::unique_ptr<region::BlockDevice>> {
       return std::unique_ptr<region::BlockDevice>(
           std::make_unique<region::MemoryDevice>(8 << 20, 4096, "bench0"));

@@ -28,7 +28,7 @@ const std::string kLen = std::to_string(kRegions * kRegionSize);
 
 class EngineTest : public ::testing::Test {
  protected:
-  EngineTest() { dev_ = &devices_.Add("mem0", 2 << 20); }
+  EngineTest() { dev_ = &devices_.Add("/dev/mem0", 2 << 20); }
 
   std::unique_ptr<LogEngine> NewEngine() {
     EngineOptions options;
@@ -52,7 +52,7 @@ class EngineTest : public ::testing::Test {
   }
 
   // CTR + RESUME of a clustered-disk log on mem0.
-  std::unique_ptr<LogEngine> Started(const std::string& args = "clustered-disk mem0 1024") {
+  std::unique_ptr<LogEngine> Started(const std::string& args = "clustered-disk /dev/mem0 1024") {
     auto engine = NewEngine();
     EXPECT_EQ(Ctr(*engine, args).error, 0);
     EXPECT_EQ(Send(*engine, Req(DM_ULOG_RESUME)).error, 0);
@@ -87,9 +87,9 @@ class EngineTest : public ::testing::Test {
 
 TEST_F(EngineTest, CtrReturnsTheLogDeviceAndRegionSize) {
   auto engine = NewEngine();
-  UlogReply ctr = Ctr(*engine, "clustered-disk mem0 1024");
+  UlogReply ctr = Ctr(*engine, "clustered-disk /dev/mem0 1024");
   EXPECT_EQ(ctr.error, 0);
-  EXPECT_EQ(AsString(ctr), "mem0");
+  EXPECT_EQ(AsString(ctr), "/dev/mem0");
   EXPECT_EQ(ctr.payload.back(), 0) << "device name must be NUL-terminated";
   UlogReply rs = Send(*engine, Req(DM_ULOG_GET_REGION_SIZE));
   EXPECT_EQ(AsS64(rs), 1024);
@@ -101,16 +101,16 @@ TEST_F(EngineTest, NewLogStartsOutOfSyncUnlessNosync) {
   EXPECT_EQ(AsS64(Send(*engine, Req(DM_ULOG_IN_SYNC, 1, "LVM-test", Regions({3})))), 0);
 
   Devices other;
-  auto& d = other.Add("mem1", 2 << 20);
+  auto& d = other.Add("/dev/mem1", 2 << 20);
   (void)d;
   EngineOptions options;
   LogEngine nosync(other.Opener(), options, sink_);
-  EXPECT_EQ(Ctr(nosync, "clustered-disk mem1 1024 nosync").error, 0);
+  EXPECT_EQ(Ctr(nosync, "clustered-disk /dev/mem1 1024 nosync").error, 0);
   EXPECT_EQ(AsS64(Send(nosync, Req(DM_ULOG_GET_SYNC_COUNT))), int64_t(kRegions));
 }
 
 TEST_F(EngineTest, MarkIsDurableInTheSlotBeforeFlushReturns) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({7, 5}))).error, 0);
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_FLUSH)).error, 0);
   auto log = ReopenAfterCrash();
@@ -118,7 +118,7 @@ TEST_F(EngineTest, MarkIsDurableInTheSlotBeforeFlushReturns) {
 }
 
 TEST_F(EngineTest, ClearThenFlushRemovesTheMark) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({5, 7})));
   Send(*engine, Req(DM_ULOG_FLUSH));
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_CLEAR_REGION, 1, "LVM-test", Regions({5}))).error, 0);
@@ -128,14 +128,14 @@ TEST_F(EngineTest, ClearThenFlushRemovesTheMark) {
 }
 
 TEST_F(EngineTest, IntegratedFlushCarriesTheMarks) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_FLUSH, 1, "LVM-test", Regions({9, 2}))).error, 0);
   auto log = ReopenAfterCrash();
   EXPECT_EQ(SlotOf(log, 1), (std::vector<uint64_t>{2, 9}));
 }
 
 TEST_F(EngineTest, MarkedRegionIsNotCleanButStaysInSync) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({4})));
   EXPECT_EQ(AsS64(Send(*engine, Req(DM_ULOG_IS_CLEAN, 1, "LVM-test", Regions({4})))), 0);
   EXPECT_EQ(AsS64(Send(*engine, Req(DM_ULOG_IS_CLEAN, 1, "LVM-test", Regions({5})))), 1);
@@ -144,14 +144,14 @@ TEST_F(EngineTest, MarkedRegionIsNotCleanButStaysInSync) {
 
 TEST_F(EngineTest, CrashResyncsExactlyTheMarkedRegions) {
   {
-    auto engine = Started("clustered-disk mem0 1024 nosync");
+    auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
     Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({5, 40})));
     Send(*engine, Req(DM_ULOG_FLUSH));
     // A mark that never reached FLUSH: dm-raid1 has not written to region 9 yet.
     Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({9})));
   }  // the node dies: no DTR, unflushed state lost
   dev_->Crash();
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   EXPECT_EQ(AsS64(Send(*engine, Req(DM_ULOG_GET_SYNC_COUNT))), int64_t(kRegions - 2));
   std::vector<uint64_t> handed_out;
   for (;;) {
@@ -181,10 +181,10 @@ TEST_F(EngineTest, RecoveryDoesNotHandOutARegionTwice) {
 }
 
 TEST_F(EngineTest, StatusStringsMatchTheKernelFormats) {
-  auto engine = Started("clustered-disk mem0 1024 nosync block_on_error");
-  EXPECT_EQ(AsString(Send(*engine, Req(DM_ULOG_STATUS_INFO))), "3 clustered-disk mem0 A");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync block_on_error");
+  EXPECT_EQ(AsString(Send(*engine, Req(DM_ULOG_STATUS_INFO))), "3 clustered-disk /dev/mem0 A");
   std::string table = AsString(Send(*engine, Req(DM_ULOG_STATUS_TABLE)));
-  EXPECT_EQ(table, "clustered-disk 4 mem0 1024 nosync block_on_error ");
+  EXPECT_EQ(table, "clustered-disk 4 /dev/mem0 1024 nosync block_on_error ");
   EXPECT_EQ(table.back(), ' ') << "dm-raid1 appends the leg count right after it";
 }
 
@@ -208,7 +208,7 @@ TEST_F(EngineTest, RequestForUnknownLogGetsEsrchSoTheKernelReconstructs) {
 }
 
 TEST_F(EngineTest, RegionPastTheEndIsRefusedWithoutStateChange) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   UlogReply r = Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({3, kRegions})));
   EXPECT_EQ(r.error, -EINVAL);
   ASSERT_FALSE(log_lines_.empty());
@@ -218,16 +218,16 @@ TEST_F(EngineTest, RegionPastTheEndIsRefusedWithoutStateChange) {
 }
 
 TEST_F(EngineTest, FailedLogWriteFailsFlushAndShowsInStatus) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({1})));
   dev_->FailNextWrites(1);
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_FLUSH)).error, -EIO);
-  EXPECT_EQ(AsString(Send(*engine, Req(DM_ULOG_STATUS_INFO))), "3 clustered-disk mem0 D");
+  EXPECT_EQ(AsString(Send(*engine, Req(DM_ULOG_STATUS_INFO))), "3 clustered-disk /dev/mem0 D");
 }
 
 TEST_F(EngineTest, BadCtrIsRefusedAndCreatesNothing) {
   auto engine = NewEngine();
-  UlogReply r = Ctr(*engine, "clustered-disk mem0 0");
+  UlogReply r = Ctr(*engine, "clustered-disk /dev/mem0 0");
   EXPECT_EQ(r.error, -EINVAL);
   EXPECT_EQ(engine->LogCount(), 0u);
   ASSERT_FALSE(log_lines_.empty());
@@ -240,13 +240,13 @@ TEST_F(EngineTest, GarbageLogDeviceIsRefusedAndLeftUntouched) {
   ASSERT_TRUE(dev_->Flush().ok());
   auto before = std::vector<uint8_t>(dev_->durable().begin(), dev_->durable().end());
   auto engine = NewEngine();
-  EXPECT_NE(Ctr(*engine, "clustered-disk mem0 1024").error, 0);
+  EXPECT_NE(Ctr(*engine, "clustered-disk /dev/mem0 1024").error, 0);
   EXPECT_EQ(engine->LogCount(), 0u);
   EXPECT_TRUE(std::equal(before.begin(), before.end(), dev_->durable().begin()));
 }
 
 TEST_F(EngineTest, CleanShutdownLeavesAValidDmLogWithTheCleanMap) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({6})));
   Send(*engine, Req(DM_ULOG_FLUSH));
   // While active, part 1 must not read as a valid dm-log.
@@ -271,11 +271,11 @@ TEST_F(EngineTest, CleanShutdownLeavesAValidDmLogWithTheCleanMap) {
 }
 
 TEST_F(EngineTest, TableReloadAdoptsTheLiveInstanceState) {
-  auto engine = Started("clustered-disk mem0 1024 nosync");
+  auto engine = Started("clustered-disk /dev/mem0 1024 nosync");
   Send(*engine, Req(DM_ULOG_MARK_REGION, 1, "LVM-test", Regions({11})));
   Send(*engine, Req(DM_ULOG_FLUSH));
   // New table loaded (same uuid, new luid), old suspended, new resumed, old destroyed.
-  EXPECT_EQ(Ctr(*engine, "clustered-disk mem0 1024 nosync", 2).error, 0);
+  EXPECT_EQ(Ctr(*engine, "clustered-disk /dev/mem0 1024 nosync", 2).error, 0);
   Send(*engine, Req(DM_ULOG_PRESUSPEND, 1));
   Send(*engine, Req(DM_ULOG_POSTSUSPEND, 1));
   EXPECT_EQ(Send(*engine, Req(DM_ULOG_RESUME, 2)).error, 0);
