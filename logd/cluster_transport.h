@@ -1,0 +1,51 @@
+// The cluster as the core sees it: join a group, leave it, multicast in agreed (total)
+// order, and be told of deliveries and membership changes with virtual synchrony (every
+// member that stays sees the same messages and the same change at the same point of the
+// stream). Production implements it with corosync CPG; the simulator with a seeded model.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "region/log_format.h"
+#include "region/status.h"
+
+namespace clogd::logd {
+
+using region::NodeId;
+
+struct Membership {
+  std::vector<NodeId> members;  // after the change, in the group's member order (same on
+                                // every node: oldest member first)
+  std::vector<NodeId> left;     // left or failed since the previous change
+  std::vector<NodeId> joined;   // joined since the previous change
+};
+
+class ClusterHandler {
+ public:
+  virtual ~ClusterHandler() = default;
+  // An agreed message, delivered to every member (the sender too) in the same order.
+  virtual void OnDeliver(NodeId from, std::span<const uint8_t> message) = 0;
+  // A membership change; the first one after Join includes this node in `joined`.
+  virtual void OnMembership(const Membership& membership) = 0;
+  // The transport is gone (corosync died): the group membership is lost; join again.
+  virtual void OnTransportLost() = 0;
+};
+
+class ClusterTransport {
+ public:
+  virtual ~ClusterTransport() = default;
+  virtual NodeId LocalNode() const = 0;
+  virtual Status Join(const std::string& group, ClusterHandler* handler) = 0;
+  virtual Status Leave(const std::string& group) = 0;
+  // kBusy: flow control (CS_ERR_TRY_AGAIN); the caller retries later, never fails a
+  // kernel request for it. Messages larger than kMaxClusterMessage are refused.
+  virtual Status Multicast(const std::string& group, std::span<const uint8_t> message) = 0;
+};
+
+// Stay under corosync's largest atomic message (1,047,552 bytes).
+inline constexpr size_t kMaxClusterMessage = 1000 * 1024;
+
+}  // namespace clogd::logd
