@@ -78,8 +78,8 @@ int Run(uint32_t node_id, const std::string& pidfile, bool reinitialize) {
   if (!LockPidfile(pidfile)) return 1;
   clogd::logd::KernelLink link;
   if (clogd::Status s = link.Open(); !s.ok()) {
-    LogLine(Severity::kError, "kernel link: " + s.ToString() +
-                                  " (is dm-log-userspace loaded and are we root?)");
+    LogLine(Severity::kError,
+            "kernel link: " + s.ToString() + " (is dm-log-userspace loaded and are we root?)");
     return 1;
   }
   KernelSink sink(link);
@@ -87,8 +87,8 @@ int Run(uint32_t node_id, const std::string& pidfile, bool reinitialize) {
   options.node_id = node_id;
   options.reinitialize = reinitialize;
   options.log = LogLine;
-  auto opener = [](const std::string& spec)
-      -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
+  auto opener =
+      [](const std::string& spec) -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
     auto path = clogd::logd::ResolveDevicePath(spec);
     if (!path.ok()) return path.status();
     return clogd::region::OpenDirectDevice(*path);
@@ -113,8 +113,7 @@ int Run(uint32_t node_id, const std::string& pidfile, bool reinitialize) {
   epoll_ctl(ep, EPOLL_CTL_ADD, link.fd(), &ev);
   ev.data.fd = sfd;
   epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
-  LogLine(Severity::kInfo, "serving dm-log-userspace requests as node " +
-                               std::to_string(node_id));
+  LogLine(Severity::kInfo, "serving dm-log-userspace requests as node " + std::to_string(node_id));
 
   std::vector<std::vector<uint8_t>> frames;
   for (;;) {

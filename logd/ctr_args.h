@@ -24,7 +24,7 @@ bool IsClusteredLog(LogType type);
 struct CtrArgs {
   uint64_t target_sectors = 0;  // the mirror's length (ti->len)
   LogType type = LogType::kCore;
-  std::string device;  // empty for core types; a path or "major:minor"
+  std::string device;        // empty for core types; a path or "major:minor"
   uint32_t region_size = 0;  // sectors, a power of two
   SyncMode sync = SyncMode::kDefault;
   bool block_on_error = false;

@@ -94,8 +94,7 @@ Status KernelLink::Send(const UlogReply& reply) {
   sockaddr_nl to{};
   to.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t n = sendto(fd_, buf.data(), msg_len, 0, reinterpret_cast<sockaddr*>(&to),
-                       sizeof(to));
+    ssize_t n = sendto(fd_, buf.data(), msg_len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
     if (n >= 0) return Status::Ok();
     if (errno == EINTR) continue;
     return IoError("netlink send of reply seq " + std::to_string(reply.seq) + ": " +

@@ -251,8 +251,8 @@ UlogReply LocalLog::Handle(const UlogRequest& request) {
     case RequestType::kClearRegion: {
       auto regions = DecodeRegionListPayload(request);
       if (!regions.ok()) return fail(regions.status());
-      Status s = request.type == DM_ULOG_MARK_REGION ? MarkRegions(*regions)
-                                                     : ClearRegions(*regions);
+      Status s =
+          request.type == DM_ULOG_MARK_REGION ? MarkRegions(*regions) : ClearRegions(*regions);
       if (!s.ok()) return fail(s);
       return reply;
     }
@@ -295,8 +295,8 @@ UlogReply LocalLog::Handle(const UlogRequest& request) {
       if (!s.ok()) return fail(s);
       // One node: nobody else recovers. The hint is the first region not in sync.
       RegionNo first = state_.NextOutOfSync(0);
-      reply.payload = RemoteRecoveringPayload(false, first == kNoRegion ? state_.nr_regions()
-                                                                        : first);
+      reply.payload =
+          RemoteRecoveringPayload(false, first == kNoRegion ? state_.nr_regions() : first);
       return reply;
     }
     case RequestType::kCtr:

@@ -90,9 +90,9 @@ class LocalLog {
   region::LogState state_;
   recovery::RecoveryAssigner recovery_;
   std::optional<uint32_t> slot_;
-  bool slot_dirty_ = false;          // marks/clears not yet in the slot
-  uint64_t pending_to_sync_ = 0;     // regions gone in sync since the last map write
-  bool pending_out_of_sync_ = false; // regions gone out of sync since the last map write
+  bool slot_dirty_ = false;           // marks/clears not yet in the slot
+  uint64_t pending_to_sync_ = 0;      // regions gone in sync since the last map write
+  bool pending_out_of_sync_ = false;  // regions gone out of sync since the last map write
   LogCounters counters_;
 };
 

@@ -35,9 +35,7 @@ bool NeedsState(uint32_t type) {
 
 // Requests the kernel sends through its retrying path, which turns -ESRCH into
 // "re-send CTR and RESUME, then retry".
-bool KernelRetriesOnEsrch(uint32_t type) {
-  return NeedsState(type) && type != DM_ULOG_RESUME;
-}
+bool KernelRetriesOnEsrch(uint32_t type) { return NeedsState(type) && type != DM_ULOG_RESUME; }
 
 template <typename T>
 T ReadField(std::span<const uint8_t> frame, size_t offset) {
@@ -106,8 +104,8 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
     if (!opened.ok()) return fail(opened.status());
     device = std::move(opened).value();
   }
-  auto log = std::make_unique<LocalLog>(request.uuid, request.luid, *args, std::move(device),
-                                        options_);
+  auto log =
+      std::make_unique<LocalLog>(request.uuid, request.luid, *args, std::move(device), options_);
   Status s = log->OpenDevice();
   if (!s.ok()) return fail(s);
   Log(Severity::kInfo, "log " + request.uuid + ": constructed " + args->ToArgString() + " (" +
@@ -168,15 +166,15 @@ void LogEngine::SubmitFrame(std::span<const uint8_t> frame) {
     return;
   }
   if (frame.size() < kUlogHeaderSize) {
-    Log(Severity::kError, "dropped a kernel frame that cannot be answered: " +
-                              request.status().ToString());
+    Log(Severity::kError,
+        "dropped a kernel frame that cannot be answered: " + request.status().ToString());
     return;
   }
   // The header is readable: answer so the kernel does not wait and retry forever.
   UlogReply reply;
   reply.luid = ReadField<uint64_t>(frame, offsetof(struct dm_ulog_request, luid));
-  const char* uuid = reinterpret_cast<const char*>(frame.data()) +
-                     offsetof(struct dm_ulog_request, uuid);
+  const char* uuid =
+      reinterpret_cast<const char*>(frame.data()) + offsetof(struct dm_ulog_request, uuid);
   reply.uuid.assign(uuid, strnlen(uuid, DM_UUID_LEN - 1));
   reply.seq = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, seq));
   reply.raw_type = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, request_type));

@@ -2,9 +2,8 @@
 // with the pure codecs of region/log_format.h.
 #include "logd/log_inspect.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace clogd::logd {
@@ -148,9 +147,9 @@ std::string InspectionJson(const LogInspection& in) {
   j["bitmap_set"] = in.bitmap_set;
   if (in.superblock) {
     const auto& sb = *in.superblock;
-    j["superblock"] = {{"format_version", sb.format_version}, {"active", sb.active},
-                       {"generation", sb.generation},         {"sequence", sb.sequence},
-                       {"region_size", sb.region_size},       {"slot_count", sb.slot_count},
+    j["superblock"] = {{"format_version", sb.format_version},   {"active", sb.active},
+                       {"generation", sb.generation},           {"sequence", sb.sequence},
+                       {"region_size", sb.region_size},         {"slot_count", sb.slot_count},
                        {"slot_copy_bytes", sb.slot_copy_bytes}, {"uuid", sb.uuid}};
   } else {
     j["superblock"] = nullptr;

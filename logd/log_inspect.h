@@ -21,8 +21,8 @@ struct LogInspection {
   uint64_t nr_regions = 0;
   bool dm_log_valid = false;  // a single-node dm-log would trust part 1
   std::optional<region::Superblock> superblock;
-  std::vector<std::string> problems;  // e.g. "superblock copy 1: bad checksum"
-  uint64_t bitmap_set = 0;            // regions marked clean / in sync in part 1
+  std::vector<std::string> problems;      // e.g. "superblock copy 1: bad checksum"
+  uint64_t bitmap_set = 0;                // regions marked clean / in sync in part 1
   std::vector<region::SlotRecord> slots;  // used slots (node_id != 0)
   std::vector<uint32_t> slot_index;       // their slot numbers
 };

@@ -61,7 +61,7 @@ inline Status Busy(std::string m) { return {Errc::kBusy, std::move(m)}; }
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     if (std::get<Status>(v_).ok()) v_ = Status(Errc::kInvalidArgument, "ok status as error");
   }
@@ -86,8 +86,8 @@ class [[nodiscard]] Result {
 }  // namespace clogd
 
 // Propagates a non-ok Status from an expression returning Status.
-#define CLOG_RETURN_IF_ERROR(expr)        \
-  do {                                    \
-    ::clogd::Status clog_status_ = (expr); \
+#define CLOG_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::clogd::Status clog_status_ = (expr);       \
     if (!clog_status_.ok()) return clog_status_; \
   } while (0)

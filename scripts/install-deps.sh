@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  clang-14 clang libclang-rt-14-dev
+  clang-14 clang libclang-rt-14-dev clang-format git
   linux-libc-dev libcli11-dev nlohmann-json3-dev
 )
 missing=()

@@ -11,6 +11,9 @@ jobs=$(nproc)
 
 ./scripts/install-deps.sh
 
+echo "== clang-format"
+./scripts/check-format.sh
+
 echo "== build (gcc, -Werror)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLOG_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"

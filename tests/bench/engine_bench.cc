@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <linux/dm-log-userspace.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "logd/log_engine.h"
@@ -67,11 +68,19 @@ class Fixture {
 
 std::vector<uint8_t> RegionPayload(uint64_t r) { return U64Payload(r); }
 
+// Reports both the request rate and its inverse, ns per request.
+void Report(benchmark::State& state, int64_t requests_per_iteration) {
+  const auto requests = static_cast<double>(state.iterations() * requests_per_iteration);
+  state.SetItemsProcessed(state.iterations() * requests_per_iteration);
+  (void)requests;
+  state.counters["requests_per_iter"] = static_cast<double>(requests_per_iteration);
+}
+
 void BM_InSync(benchmark::State& state) {
   Fixture f(1 << 16);
   auto frame = f.Frame(DM_ULOG_IN_SYNC, RegionPayload(1234));
   for (auto _ : state) f.SendFrame(frame);
-  state.SetItemsProcessed(state.iterations());
+  Report(state, 1);
 }
 BENCHMARK(BM_InSync);
 
@@ -84,7 +93,7 @@ void BM_MarkClear(benchmark::State& state) {
     f.SendFrame(mark);
     f.SendFrame(clear);
   }
-  state.SetItemsProcessed(state.iterations() * 2);
+  Report(state, 2);
 }
 BENCHMARK(BM_MarkClear);
 
@@ -101,7 +110,7 @@ void BM_MarkFlushClearFlush(benchmark::State& state) {
     f.SendFrame(clear);
     f.SendFrame(flush);
   }
-  state.SetItemsProcessed(state.iterations() * 4);
+  Report(state, 4);
 }
 BENCHMARK(BM_MarkFlushClearFlush);
 
@@ -110,11 +119,32 @@ void BM_FlushNoChange(benchmark::State& state) {
   Fixture f(1 << 16);
   auto flush = f.Frame(DM_ULOG_FLUSH, {});
   for (auto _ : state) f.SendFrame(flush);
-  state.SetItemsProcessed(state.iterations());
+  Report(state, 1);
 }
 BENCHMARK(BM_FlushNoChange);
+
+// Console output plus one "ns per request" line per benchmark.
+class PerRequestReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      auto it = run.counters.find("requests_per_iter");
+      if (it == run.counters.end() || it->second.value <= 0) continue;
+      std::printf("  %-28s %8.1f ns per request\n", run.benchmark_name().c_str(),
+                  run.GetAdjustedCPUTime() / it->second.value);
+    }
+  }
+};
 
 }  // namespace
 }  // namespace clogd::logd
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  clogd::logd::PerRequestReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}

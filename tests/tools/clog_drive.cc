@@ -50,8 +50,8 @@ int main() {
   options.log = [](Severity s, const std::string& m) {
     std::cerr << "  [" << SeverityName(s) << "] " << m << "\n";
   };
-  auto opener = [](const std::string& spec)
-      -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
+  auto opener =
+      [](const std::string& spec) -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
     auto path = ResolveDevicePath(spec);
     if (!path.ok()) return path.status();
     return clogd::region::OpenDirectDevice(*path);
