@@ -87,13 +87,7 @@ int Run(uint32_t node_id, const std::string& pidfile, bool reinitialize) {
   options.node_id = node_id;
   options.reinitialize = reinitialize;
   options.log = LogLine;
-  auto opener =
-      [](const std::string& spec) -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
-    auto path = clogd::logd::ResolveDevicePath(spec);
-    if (!path.ok()) return path.status();
-    return clogd::region::OpenDirectDevice(*path);
-  };
-  clogd::logd::LogEngine engine(opener, options, sink);
+  clogd::logd::LogEngine engine(clogd::logd::OpenLogDevice, options, sink);
 
   sigset_t mask;
   sigemptyset(&mask);

@@ -51,4 +51,10 @@ Result<std::string> ResolveDevicePath(const std::string& spec) {
                   "/dev/mapper or /dev");
 }
 
+Result<std::unique_ptr<region::BlockDevice>> OpenLogDevice(const std::string& spec) {
+  auto path = ResolveDevicePath(spec);
+  if (!path.ok()) return path.status();
+  return region::OpenDirectDevice(*path);
+}
+
 }  // namespace clogd::logd

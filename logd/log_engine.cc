@@ -7,8 +7,6 @@
 #include <linux/dm-log-userspace.h>
 
 #include <cerrno>
-#include <cstddef>
-#include <cstring>
 
 namespace clogd::logd {
 
@@ -36,13 +34,6 @@ bool NeedsState(uint32_t type) {
 // Requests the kernel sends through its retrying path, which turns -ESRCH into
 // "re-send CTR and RESUME, then retry".
 bool KernelRetriesOnEsrch(uint32_t type) { return NeedsState(type) && type != DM_ULOG_RESUME; }
-
-template <typename T>
-T ReadField(std::span<const uint8_t> frame, size_t offset) {
-  T v{};
-  std::memcpy(&v, frame.data() + offset, sizeof(T));
-  return v;
-}
 
 }  // namespace
 
@@ -165,23 +156,16 @@ void LogEngine::SubmitFrame(std::span<const uint8_t> frame) {
     Submit(*request);
     return;
   }
-  if (frame.size() < kUlogHeaderSize) {
+  // A readable header gets an answer so the kernel does not wait and retry forever.
+  std::optional<UlogReply> reply = ErrorReplyForFrame(frame, -EINVAL);
+  if (!reply) {
     Log(Severity::kError,
         "dropped a kernel frame that cannot be answered: " + request.status().ToString());
     return;
   }
-  // The header is readable: answer so the kernel does not wait and retry forever.
-  UlogReply reply;
-  reply.luid = ReadField<uint64_t>(frame, offsetof(struct dm_ulog_request, luid));
-  const char* uuid =
-      reinterpret_cast<const char*>(frame.data()) + offsetof(struct dm_ulog_request, uuid);
-  reply.uuid.assign(uuid, strnlen(uuid, DM_UUID_LEN - 1));
-  reply.seq = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, seq));
-  reply.raw_type = ReadField<uint32_t>(frame, offsetof(struct dm_ulog_request, request_type));
-  reply.error = -EINVAL;
-  Log(Severity::kError, "refused kernel request seq " + std::to_string(reply.seq) + ": " +
+  Log(Severity::kError, "refused kernel request seq " + std::to_string(reply->seq) + ": " +
                             request.status().ToString());
-  sink_.Reply(reply);
+  sink_.Reply(*reply);
 }
 
 }  // namespace clogd::logd

@@ -2,7 +2,7 @@
 // with the pure codecs of region/log_format.h.
 #include "logd/log_inspect.h"
 
-#include <cstring>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -17,13 +17,6 @@ Status ReadAt(region::BlockDevice& dev, uint64_t offset, std::vector<uint8_t>& b
   return dev.Read(offset, buf);
 }
 
-template <typename T>
-T Le(const std::vector<uint8_t>& b, size_t off) {
-  T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(T(b[off + i]) << (8 * i));
-  return v;
-}
-
 }  // namespace
 
 Result<LogInspection> InspectLog(region::BlockDevice& dev) {
@@ -32,9 +25,10 @@ Result<LogInspection> InspectLog(region::BlockDevice& dev) {
   out.device_bytes = dev.SizeBytes();
   std::vector<uint8_t> head(4096);
   CLOG_RETURN_IF_ERROR(ReadAt(dev, 0, head));
-  out.dm_magic = Le<uint32_t>(head, 0);
-  out.dm_version = Le<uint32_t>(head, 4);
-  out.nr_regions = Le<uint64_t>(head, 8);
+  const region::DmLogHeader header = region::DecodeDmLogHeader(head);
+  out.dm_magic = header.magic;
+  out.dm_version = header.version;
+  out.nr_regions = header.nr_regions;
   out.dm_log_valid = out.dm_magic == region::kDmLogMagic && out.dm_version == region::kDmLogVersion;
   if (out.nr_regions == 0) {
     out.problems.push_back("part 1 records no region count: blank or not a log");
@@ -85,7 +79,9 @@ Result<LogInspection> InspectLog(region::BlockDevice& dev) {
     for (int copy = 0; copy < 2; ++copy) {
       std::vector<uint8_t> block(slots->slot_copy_bytes);
       if (!ReadAt(dev, slots->SlotOffset(i, copy), block).ok()) continue;
-      if (Le<uint32_t>(block, 0) == 0) continue;  // never written
+      if (std::all_of(block.begin(), block.begin() + 4, [](uint8_t b) { return b == 0; })) {
+        continue;  // never written
+      }
       auto rec = region::DecodeSlot(block);
       if (!rec.ok()) {
         out.problems.push_back("slot " + std::to_string(i) + " copy " + std::to_string(copy) +

@@ -196,6 +196,18 @@ std::vector<uint8_t> EncodeReply(const UlogReply& reply) {
                       reply.raw_type, reply.payload);
 }
 
+std::optional<UlogReply> ErrorReplyForFrame(std::span<const uint8_t> frame, int32_t error) {
+  if (frame.size() < kUlogHeaderSize) return std::nullopt;
+  UlogReply reply;
+  reply.luid = Load<uint64_t>(frame.data() + kOffLuid);
+  const auto* uuid = frame.data() + kOffUuid;
+  reply.uuid.assign(uuid, std::find(uuid, uuid + DM_UUID_LEN - 1, uint8_t{0}));
+  reply.seq = Load<uint32_t>(frame.data() + kOffSeq);
+  reply.raw_type = Load<uint32_t>(frame.data() + kOffRequestType);
+  reply.error = error;
+  return reply;
+}
+
 Result<UlogReply> DecodeReply(std::span<const uint8_t> frame) {
   Result<Header> h = DecodeHeader(frame, "reply");
   if (!h.ok()) return h.status();

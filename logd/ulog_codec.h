@@ -7,6 +7,7 @@
 #include <linux/dm-log-userspace.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,6 +81,10 @@ std::vector<uint8_t> EncodeReply(const UlogReply& reply);
 Result<UlogReply> DecodeReply(std::span<const uint8_t> frame);
 // A reply to `request` with `error` and no payload.
 UlogReply ReplyTo(const UlogRequest& request, int32_t error = 0);
+// For a frame DecodeRequest refused: a reply carrying `error`, addressed from the raw
+// header (luid, uuid, seq, request_type) so the kernel is answered instead of retrying
+// forever. nullopt if the frame is too short to hold a header.
+std::optional<UlogReply> ErrorReplyForFrame(std::span<const uint8_t> frame, int32_t error);
 
 // --- typed payloads (all little-endian host order as the kernel sends them) ---
 

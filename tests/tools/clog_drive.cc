@@ -50,13 +50,7 @@ int main() {
   options.log = [](Severity s, const std::string& m) {
     std::cerr << "  [" << SeverityName(s) << "] " << m << "\n";
   };
-  auto opener =
-      [](const std::string& spec) -> clogd::Result<std::unique_ptr<clogd::region::BlockDevice>> {
-    auto path = ResolveDevicePath(spec);
-    if (!path.ok()) return path.status();
-    return clogd::region::OpenDirectDevice(*path);
-  };
-  LogEngine engine(opener, options, sink);
+  LogEngine engine(OpenLogDevice, options, sink);
   uint32_t seq = 0;
   int failures = 0;
   auto send = [&](uint32_t type, uint64_t luid, std::vector<uint8_t> payload) {
