@@ -17,6 +17,9 @@ namespace clogd::logd {
 using region::NodeId;
 
 struct Membership {
+  // Identifies this change; the same on every member (corosync's ring sequence; the
+  // simulator's per-group counter). Strictly increases from one change to the next.
+  uint64_t view_id = 0;
   std::vector<NodeId> members;  // after the change, in the group's member order (same on
                                 // every node: oldest member first)
   std::vector<NodeId> left;     // left or failed since the previous change
