@@ -23,7 +23,12 @@ struct Membership {
   std::vector<NodeId> members;  // after the change, in the group's member order (same on
                                 // every node: oldest member first)
   std::vector<NodeId> left;     // left or failed since the previous change
-  std::vector<NodeId> joined;   // joined since the previous change
+  // Parallel to `left`: why. A member whose daemon died on a live node (kProcessDown) may
+  // still have writes in flight from its kernel; only kNodeDown (or kLeft after a clean
+  // shutdown) means nothing more can come from it.
+  enum class LeaveReason { kLeft, kProcessDown, kNodeDown };
+  std::vector<LeaveReason> left_reasons;
+  std::vector<NodeId> joined;  // joined since the previous change
 };
 
 class ClusterHandler {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -21,6 +22,16 @@
 
 namespace clogd::logd {
 
+// Deliberately broken variants of the cluster state machine, so the simulator can show it
+// catches each kind of bug (clog-sim --break NAME).
+enum class BreakVariant {
+  kNone,
+  kSkipFailedNodeResync,  // a departed node's dirty regions are not marked out of sync
+  kRecoverWhileMarked,    // recovery ignores other nodes' marks and missing reports
+  kNoFlushDurability,     // FLUSH is answered before the marks are durable/agreed
+  kStaleCheckpoint,       // a joiner accepts a checkpoint from an earlier view
+};
+
 struct EngineOptions {
   region::NodeId node_id = 1;
   // Overwrite a log device that would otherwise be refused (full resync).
@@ -30,6 +41,12 @@ struct EngineOptions {
   // accumulated (0: nr_regions/64, at least 1), and always at suspend and destruction.
   uint64_t in_sync_write_batch = 0;
   LogFn log;  // may be empty
+  // Runs `fn` after `delay_us` (the event loop's timer; virtual time in the simulator).
+  std::function<void(uint64_t delay_us, std::function<void()> fn)> schedule;
+  // Suspends (noflush) and resumes the local mirror of log `uuid`, then calls `done`: a
+  // barrier for writes in flight, and it resets the kernel's in-sync hint (CLUSTER.md).
+  std::function<void(const std::string& uuid, std::function<void()> done)> rearm_kernel;
+  BreakVariant break_variant = BreakVariant::kNone;
 };
 
 struct LogCounters {

@@ -6,6 +6,7 @@
 
 #include <linux/dm-log-userspace.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace clogd::logd {
@@ -37,8 +38,20 @@ bool KernelRetriesOnEsrch(uint32_t type) { return NeedsState(type) && type != DM
 
 }  // namespace
 
-LogEngine::LogEngine(DeviceOpener opener, EngineOptions options, ReplySink& sink)
-    : opener_(std::move(opener)), options_(std::move(options)), sink_(sink) {}
+LogEngine::LogEngine(DeviceOpener opener, EngineOptions options, ReplySink& sink,
+                     ClusterTransport* cluster)
+    : opener_(std::move(opener)), options_(std::move(options)), sink_(sink), cluster_(cluster) {}
+
+const ClusterLog* LogEngine::FindCluster(const std::string& uuid) const {
+  auto it = clusters_.find(uuid);
+  return it == clusters_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const ClusterLog*> LogEngine::ClusterLogs() const {
+  std::vector<const ClusterLog*> out;
+  for (const auto& [uuid, log] : clusters_) out.push_back(log.get());
+  return out;
+}
 
 void LogEngine::Log(Severity s, const std::string& message) const {
   if (options_.log) options_.log(s, message);
@@ -77,6 +90,36 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
   auto args = ParseCtrString(*text);
   if (!args.ok()) return fail(args.status());
 
+  if (cluster_ && IsClusteredLog(args->type)) {
+    if (auto it = cluster_luids_.find(request.luid); it != cluster_luids_.end()) {
+      if (it->second != request.uuid) {
+        return fail(InvalidArgument("CTR: luid " + std::to_string(request.luid) +
+                                    " already serves log " + it->second));
+      }
+    } else if (auto c = clusters_.find(request.uuid); c != clusters_.end()) {
+      // Another table of the same log (a reload): it shares the cluster state.
+      if (c->second->args().ToArgString() != args->ToArgString()) {
+        return fail(InvalidArgument("CTR: log " + request.uuid + " is active with '" +
+                                    c->second->args().ToArgString() + "', not '" +
+                                    args->ToArgString() + "'"));
+      }
+      cluster_luids_[request.luid] = request.uuid;
+    } else {
+      std::unique_ptr<region::BlockDevice> device;
+      if (IsDiskLog(args->type)) {
+        auto opened = opener_(args->device);
+        if (!opened.ok()) return fail(opened.status());
+        device = std::move(opened).value();
+      }
+      auto log = std::make_unique<ClusterLog>(request.uuid, *args, std::move(device), options_,
+                                              *cluster_, sink_);
+      if (Status s = log->Start(); !s.ok()) return fail(s);
+      clusters_.emplace(request.uuid, std::move(log));
+      cluster_luids_[request.luid] = request.uuid;
+    }
+    if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+    return reply;
+  }
   if (auto it = logs_.find(request.luid); it != logs_.end()) {
     // The kernel re-sends CTR after losing contact; the same arguments are fine.
     if (it->second->uuid() == request.uuid &&
@@ -108,6 +151,17 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
 
 UlogReply LogEngine::Destruct(const UlogRequest& request) {
   UlogReply reply = ReplyTo(request);
+  if (auto c = cluster_luids_.find(request.luid); c != cluster_luids_.end()) {
+    const std::string uuid = c->second;
+    cluster_luids_.erase(c);
+    const bool others = std::any_of(cluster_luids_.begin(), cluster_luids_.end(),
+                                    [&](const auto& e) { return e.second == uuid; });
+    if (!others) {
+      clusters_[uuid]->Stop();
+      clusters_.erase(uuid);
+    }
+    return reply;
+  }
   auto it = logs_.find(request.luid);
   if (it == logs_.end()) return reply;  // nothing to destroy: already gone
   LocalLog& log = *it->second;
@@ -128,6 +182,11 @@ void LogEngine::Submit(const UlogRequest& request) {
   }
   if (request.type == DM_ULOG_DTR) {
     sink_.Reply(Destruct(request));
+    return;
+  }
+  if (auto c = cluster_luids_.find(request.luid);
+      c != cluster_luids_.end() && c->second == request.uuid) {
+    clusters_[c->second]->Submit(request);
     return;
   }
   auto it = logs_.find(request.luid);

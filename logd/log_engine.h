@@ -13,6 +13,8 @@
 #include <span>
 #include <string>
 
+#include "logd/cluster_log.h"
+#include "logd/cluster_transport.h"
 #include "logd/local_log.h"
 #include "logd/ulog_codec.h"
 #include "region/block_device.h"
@@ -31,7 +33,11 @@ using DeviceOpener =
 
 class LogEngine {
  public:
-  LogEngine(DeviceOpener opener, EngineOptions options, ReplySink& sink);
+  // With a cluster transport, clustered-core/-disk logs are served cluster-wide (one
+  // ClusterLog per uuid, shared by the kernel's instances of it during a table reload);
+  // without one they are served as if this node were the whole cluster.
+  LogEngine(DeviceOpener opener, EngineOptions options, ReplySink& sink,
+            ClusterTransport* cluster = nullptr);
 
   // Serves one request; its reply goes to the sink.
   void Submit(const UlogRequest& request);
@@ -39,7 +45,9 @@ class LogEngine {
   // an -EINVAL reply; one too short to address a reply is dropped with a log line.
   void SubmitFrame(std::span<const uint8_t> frame);
 
-  size_t LogCount() const { return logs_.size(); }
+  size_t LogCount() const { return logs_.size() + cluster_luids_.size(); }
+  const ClusterLog* FindCluster(const std::string& uuid) const;
+  std::vector<const ClusterLog*> ClusterLogs() const;
   const LocalLog* Find(uint64_t luid) const;
   std::vector<const LocalLog*> Logs() const;
 
@@ -53,6 +61,9 @@ class LogEngine {
   EngineOptions options_;
   ReplySink& sink_;
   std::map<uint64_t, std::unique_ptr<LocalLog>> logs_;  // by luid
+  ClusterTransport* cluster_ = nullptr;
+  std::map<std::string, std::unique_ptr<ClusterLog>> clusters_;  // by uuid
+  std::map<uint64_t, std::string> cluster_luids_;                // luid -> uuid
 };
 
 }  // namespace clogd::logd

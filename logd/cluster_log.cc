@@ -1,0 +1,402 @@
+// The kernel-facing half of the cluster state machine: requests are queued and answered
+// in order, each as soon as what it depends on holds (the state is here; this node's own
+// message has been delivered; no other node is copying a region this FLUSH marked).
+#include "logd/cluster_log.h"
+
+#include <linux/dm-log-userspace.h>
+
+#include <algorithm>
+
+#include "logd/log_engine.h"
+
+namespace clogd::logd {
+
+using region::kNoRegion;
+
+ClusterLog::ClusterLog(std::string uuid, CtrArgs args, std::unique_ptr<region::BlockDevice> device,
+                       const EngineOptions& options, ClusterTransport& transport, ReplySink& sink)
+    : uuid_(std::move(uuid)),
+      args_(std::move(args)),
+      device_(std::move(device)),
+      options_(options),
+      transport_(transport),
+      sink_(sink),
+      me_(transport.LocalNode()),
+      group_("clogd:" + uuid_) {
+  state_.log = region::LogState(args_.RegionCount(), args_.region_size);
+}
+
+ClusterLog::~ClusterLog() { *alive_ = false; }
+
+void ClusterLog::Log(Severity s, const std::string& message) const {
+  if (options_.log)
+    options_.log(s, "log " + uuid_ + " node " + std::to_string(me_) + ": " + message);
+}
+
+Status ClusterLog::Start() {
+  if (device_) {
+    region::OpenParams p;
+    p.nr_regions = args_.RegionCount();
+    p.region_size = args_.region_size;
+    p.uuid = uuid_;
+    p.nosync = args_.sync == SyncMode::kNoSync;
+    p.force_resync = args_.sync == SyncMode::kForceSync;
+    p.reinitialize = options_.reinitialize;
+    p.slot_copy_bytes = options_.slot_copy_bytes;
+    auto opened = region::LogDevice::Open(*device_, p);
+    if (!opened.ok()) return opened.status();
+    log_dev_.emplace(std::move(opened).value());
+  }
+  return transport_.Join(group_, this);
+}
+
+void ClusterLog::Stop() {
+  if (ready_ && disk() && !device_failed_) {
+    Status s;
+    if (state_.members.size() == 1 && state_.members[0] == me_) {
+      // Last one out: part 1 becomes a valid dm-log holding the clean map.
+      region::RegionBitmap clean = state_.log.CleanMap();
+      for (RegionNo r : own_dirty_) clean.Clear(r);
+      s = log_dev_->Reload();
+      if (s.ok()) s = log_dev_->MarkCleanShutdown(clean);
+    }
+    uint32_t slot = state_.SlotOf(me_);
+    if (s.ok() && slot != kNoSlot) {
+      region::SlotRecord freed;
+      s = log_dev_->WriteSlot(slot, freed);
+    }
+    if (!s.ok()) Log(Severity::kError, "shutdown write failed: " + s.ToString());
+  }
+  if (joined_) (void)transport_.Leave(group_);
+  joined_ = false;
+  ready_ = false;
+}
+
+bool ClusterLog::AnswersClean(RegionNo r) const {
+  return state_.log.IsClean(r) && !own_dirty_.contains(r) && !state_.IsBusy(r);
+}
+
+void ClusterLog::Submit(const UlogRequest& request) {
+  Pending p;
+  p.request = request;
+  pending_.push_back(std::move(p));
+  Pump();
+}
+
+void ClusterLog::Answer(const UlogReply& reply) { sink_.Reply(reply); }
+
+void ClusterLog::Pump() {
+  while (!pending_.empty()) {
+    if (!TryAnswer(pending_.front())) return;
+    pending_.pop_front();
+  }
+}
+
+void ClusterLog::Send(const ClusterBody& body) {
+  outbox_.push_back(EncodeClusterMsg(me_, body));
+  ++stats_.messages_sent;
+  DrainOutbox();
+}
+
+void ClusterLog::DrainOutbox() {
+  while (joined_ && !outbox_.empty()) {
+    Status s = transport_.Multicast(group_, outbox_.front());
+    if (s.ok()) {
+      outbox_.pop_front();
+      continue;
+    }
+    if (s.code() != Errc::kBusy) {
+      Log(Severity::kError, "multicast failed: " + s.ToString());
+    }
+    // Flow control (or not joined yet): retry shortly; never an error for the kernel.
+    if (!drain_scheduled_ && options_.schedule) {
+      drain_scheduled_ = true;
+      std::weak_ptr<bool> alive = alive_;
+      options_.schedule(1000, [this, alive] {
+        if (alive.expired() || !*alive.lock()) return;
+        drain_scheduled_ = false;
+        DrainOutbox();
+      });
+    }
+    return;
+  }
+}
+
+bool ClusterLog::ClaimableAnywhere(RegionNo r) const {
+  if (state_.log.InSync(r) || state_.recovery.IsRecovering(r)) return false;
+  if (options_.break_variant == BreakVariant::kRecoverWhileMarked) return true;
+  return state_.RecoveryGateOpen() && !state_.IsBusy(r) && !state_.log.IsMarkedByAny(r);
+}
+
+bool ClusterLog::Claimable(RegionNo r) const {
+  return ClaimableAnywhere(r) &&
+         (options_.break_variant == BreakVariant::kRecoverWhileMarked || !own_dirty_.contains(r));
+}
+
+RegionNo ClusterLog::PickRecoveryCandidate() {
+  // Spread nodes over the map so they recover in parallel: start at a node-dependent
+  // offset, then wrap.
+  const uint64_t n = state_.log.nr_regions();
+  const uint64_t start = (uint64_t{me_} * 0x9E3779B97F4A7C15ull) % (n == 0 ? 1 : n);
+  for (int pass = 0; pass < 2; ++pass) {
+    RegionNo from = pass == 0 ? start : 0;
+    RegionNo limit = pass == 0 ? n : start;
+    for (RegionNo r = state_.log.NextOutOfSync(from); r != kNoRegion && r < limit;
+         r = state_.log.NextOutOfSync(r + 1)) {
+      if (Claimable(r)) return r;
+    }
+  }
+  return kNoRegion;
+}
+
+bool ClusterLog::TryAnswer(Pending& p) {
+  const UlogRequest& req = p.request;
+  UlogReply reply = ReplyTo(req);
+  auto fail = [&](const Status& s) {
+    Log(Severity::kWarning, RequestTypeName(req.type) + " refused: " + s.ToString());
+    reply.error = s.ToErrno();
+    reply.payload.clear();
+    Answer(reply);
+    return true;
+  };
+  auto needs_state = [&] { return !ready_; };
+  switch (req.type) {
+    case DM_ULOG_PRESUSPEND:
+    case DM_ULOG_POSTSUSPEND:
+      Answer(reply);
+      return true;
+    case DM_ULOG_RESUME:
+      if (needs_state()) return false;
+      Answer(reply);
+      return true;
+    case DM_ULOG_GET_REGION_SIZE:
+      reply.payload = U64Payload(args_.region_size);
+      Answer(reply);
+      return true;
+    case DM_ULOG_STATUS_INFO:
+      reply.payload = StringPayload(StatusInfo());
+      Answer(reply);
+      return true;
+    case DM_ULOG_STATUS_TABLE:
+      reply.payload = StringPayload(StatusTable());
+      Answer(reply);
+      return true;
+    case DM_ULOG_MARK_REGION:
+    case DM_ULOG_CLEAR_REGION: {
+      if (needs_state()) return false;
+      auto regions = DecodeRegionListPayload(req);
+      if (!regions.ok()) return fail(regions.status());
+      for (RegionNo r : *regions) {
+        if (Status s = state_.log.CheckRegion(r); !s.ok()) return fail(s);
+      }
+      for (RegionNo r : *regions) {
+        if (req.type == DM_ULOG_MARK_REGION) {
+          if (own_dirty_.insert(r).second) {
+            slot_dirty_ = true;
+            delta_clears_.erase(r);
+            delta_marks_.insert(r);
+          }
+        } else if (own_dirty_.erase(r) > 0) {
+          slot_dirty_ = true;
+          delta_marks_.erase(r);
+          delta_clears_.insert(r);
+        }
+      }
+      Answer(reply);
+      return true;
+    }
+    case DM_ULOG_FLUSH:
+      if (needs_state()) return false;
+      if (!StepFlush(p, reply)) return false;
+      if (reply.error != 0) return fail(Status(Errc::kIoError, "log device failed"));
+      Answer(reply);
+      return true;
+    case DM_ULOG_IS_CLEAN:
+    case DM_ULOG_IN_SYNC:
+    case DM_ULOG_IS_REMOTE_RECOVERING: {
+      // A departed node's slot not merged yet: its regions may still look in sync.
+      if (needs_state() || !state_.awaiting_merge.empty()) return false;
+      auto r = DecodeRegionPayload(req);
+      if (!r.ok()) return fail(r.status());
+      if (Status s = state_.log.CheckRegion(*r); !s.ok()) return fail(s);
+      if (req.type == DM_ULOG_IS_CLEAN) {
+        reply.payload = S64Payload(AnswersClean(*r) ? 1 : 0);
+      } else if (req.type == DM_ULOG_IN_SYNC) {
+        reply.payload = S64Payload(state_.log.InSync(*r) ? 1 : 0);
+      } else {
+        // Every out-of-sync region counts as recovering: no node may write a region
+        // unmarked (NOSYNC) while another might copy it (H1).
+        RegionNo first = state_.log.NextOutOfSync(0);
+        reply.payload = RemoteRecoveringPayload(
+            !state_.log.InSync(*r), first == kNoRegion ? state_.log.nr_regions() : first);
+      }
+      Answer(reply);
+      return true;
+    }
+    case DM_ULOG_GET_SYNC_COUNT:
+      if (needs_state() || !state_.awaiting_merge.empty()) return false;
+      reply.payload = U64Payload(state_.log.SyncCount());
+      Answer(reply);
+      return true;
+    case DM_ULOG_GET_RESYNC_WORK:
+      if (needs_state()) return false;
+      if (!StepResyncWork(p, reply)) return false;
+      Answer(reply);
+      return true;
+    case DM_ULOG_SET_REGION_SYNC: {
+      if (needs_state()) return false;
+      if (p.phase == 0) {
+        auto a = DecodeSetRegionSyncPayload(req);
+        if (!a.ok()) return fail(a.status());
+        if (Status s = state_.log.CheckRegion(a->region); !s.ok()) return fail(s);
+        p.region = a->region;
+        dones_delivered_.erase(a->region);
+        Send(DoneMsg{a->region, a->in_sync});
+        p.phase = 1;
+      }
+      if (!dones_delivered_.contains(p.region)) return false;
+      dones_delivered_.erase(p.region);
+      Answer(reply);
+      return true;
+    }
+    default:
+      return fail(InvalidArgument("unknown request type " + RequestTypeName(req.raw_type)));
+  }
+}
+
+bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
+  if (p.phase == 0) {
+    ++stats_.flushes;
+    auto payload = DecodeRegionListPayload(p.request);
+    if (!payload.ok()) {
+      reply.error = payload.status().ToErrno();
+      return true;
+    }
+    for (RegionNo r : *payload) {  // integrated flush: the marks ride along
+      if (!state_.log.CheckRegion(r).ok()) {
+        reply.error = -EINVAL;
+        return true;
+      }
+      if (own_dirty_.insert(r).second) {
+        slot_dirty_ = true;
+        delta_clears_.erase(r);
+        delta_marks_.insert(r);
+      }
+    }
+    p.new_marks.assign(delta_marks_.begin(), delta_marks_.end());
+    p.phase = 1;
+    if (device_failed_) {
+      reply.error = -EIO;
+      return true;
+    }
+    if (disk()) {
+      if (slot_dirty_) {
+        region::SlotRecord rec;
+        rec.node_id = me_;
+        rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
+        uint32_t slot = state_.SlotOf(me_);
+        Status s = slot == kNoSlot ? NotFound("no slot assigned") : log_dev_->WriteSlot(slot, rec);
+        if (!s.ok()) {
+          FailDevice(s);
+          reply.error = -EIO;
+          return true;
+        }
+        slot_dirty_ = false;
+      }
+      // Marks of out-of-sync regions must be known cluster-wide before the write goes
+      // ahead, so nobody starts copying them; cleared busy regions are released.
+      std::vector<RegionNo> busy, idle;
+      const auto mine = state_.busy.find(me_);
+      for (RegionNo r : delta_marks_) {
+        if (!state_.log.InSync(r) && (mine == state_.busy.end() || !mine->second.contains(r))) {
+          busy.push_back(r);
+        }
+      }
+      if (mine != state_.busy.end()) {
+        for (RegionNo r : mine->second) {
+          if (!own_dirty_.contains(r)) idle.push_back(r);
+        }
+      }
+      delta_marks_.clear();
+      delta_clears_.clear();
+      if (!idle.empty()) Send(IdleMsg{idle});
+      if (!busy.empty()) {
+        p.wait_id = next_id_++;
+        ++stats_.flush_messages;
+        Send(BusyMsg{p.wait_id, busy});
+      }
+    } else if (!delta_marks_.empty() || !delta_clears_.empty()) {
+      // clustered-core: the marks must outlive this node, so they are agreed first.
+      p.wait_id = next_id_++;
+      ++stats_.flush_messages;
+      Send(MarksMsg{p.wait_id,
+                    {delta_marks_.begin(), delta_marks_.end()},
+                    {delta_clears_.begin(), delta_clears_.end()}});
+      delta_marks_.clear();
+      delta_clears_.clear();
+    }
+  }
+  if (options_.break_variant == BreakVariant::kNoFlushDurability) return true;
+  if (p.wait_id != 0) {
+    if (!delivered_ids_.contains(p.wait_id)) return false;
+    delivered_ids_.erase(p.wait_id);
+    p.wait_id = 0;
+  }
+  // Never let a write start on a region another node is copying.
+  for (RegionNo r : p.new_marks) {
+    if (state_.recovery.IsRecoveringByOther(r, me_)) return false;
+  }
+  return true;
+}
+
+bool ClusterLog::StepResyncWork(Pending& p, UlogReply& reply) {
+  if (p.phase == 0) {
+    RegionNo r = PickRecoveryCandidate();
+    if (r == kNoRegion) {
+      reply.payload = ResyncWorkPayload(false, 0);
+      return true;
+    }
+    p.region = r;
+    claim_results_.erase(r);
+    Send(ClaimMsg{r});
+    p.phase = 1;
+  }
+  auto it = claim_results_.find(p.region);
+  if (it == claim_results_.end()) return false;
+  const bool won = it->second;
+  claim_results_.erase(it);
+  reply.payload = ResyncWorkPayload(won, won ? p.region : 0);
+  return true;
+}
+
+std::string ClusterLog::StatusInfo() const {
+  if (!IsDiskLog(args_.type)) return std::string("1 ") + LogTypeName(args_.type);
+  return std::string("3 ") + LogTypeName(args_.type) + " " + args_.device + " " +
+         (device_failed_ ? "D" : "A");
+}
+
+std::string ClusterLog::StatusTable() const {
+  unsigned argc = 1;
+  std::string rest;
+  if (IsDiskLog(args_.type)) {
+    ++argc;
+    rest += args_.device + " ";
+  }
+  rest += std::to_string(args_.region_size) + " ";
+  if (args_.sync != SyncMode::kDefault) {
+    ++argc;
+    rest += args_.sync == SyncMode::kNoSync ? "nosync " : "sync ";
+  }
+  if (args_.block_on_error) {
+    ++argc;
+    rest += "block_on_error ";
+  }
+  return std::string(LogTypeName(args_.type)) + " " + std::to_string(argc) + " " + rest;
+}
+
+void ClusterLog::FailDevice(const Status& s) {
+  device_failed_ = true;
+  Log(Severity::kError, "log device failed: " + s.ToString());
+}
+
+}  // namespace clogd::logd

@@ -1,0 +1,155 @@
+// One clustered log (clustered-core or clustered-disk) on this node: the per-log cluster
+// state machine. Driven only by kernel requests, agreed deliveries, membership changes,
+// timers and the log device; answers the kernel through the ReplySink (possibly later,
+// when what a reply depends on has been agreed). The protocol is in logd/CLUSTER.md.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "logd/cluster_msg.h"
+#include "logd/cluster_state.h"
+#include "logd/cluster_transport.h"
+#include "logd/ctr_args.h"
+#include "logd/local_log.h"
+#include "logd/ulog_codec.h"
+#include "region/block_device.h"
+#include "region/log_format.h"
+
+namespace clogd::logd {
+
+class ReplySink;
+
+struct ClusterLogStats {
+  uint64_t messages_sent = 0;
+  uint64_t messages_refused = 0;
+  uint64_t checkpoints_sent = 0;
+  uint64_t flushes = 0;
+  uint64_t flush_messages = 0;  // cluster messages sent on behalf of FLUSH
+  uint64_t regions_merged = 0;  // departed nodes' regions made out of sync here
+};
+
+class ClusterLog : public ClusterHandler {
+ public:
+  ClusterLog(std::string uuid, CtrArgs args, std::unique_ptr<region::BlockDevice> device,
+             const EngineOptions& options, ClusterTransport& transport, ReplySink& sink);
+  ~ClusterLog() override;
+
+  // Checks (and for a blank device, formats) the log device, then joins the log's group.
+  Status Start();
+  // Leaves: a clean shutdown if this node is the last member, else frees this node's slot.
+  void Stop();
+  // Serves every request type except CTR and DTR; the reply may come later.
+  void Submit(const UlogRequest& request);
+
+  void OnDeliver(NodeId from, std::span<const uint8_t> message) override;
+  void OnMembership(const Membership& membership) override;
+  void OnTransportLost() override;
+
+  const std::string& uuid() const { return uuid_; }
+  const CtrArgs& args() const { return args_; }
+  NodeId node() const { return me_; }
+  bool ready() const { return ready_; }
+  const ClusterState& state() const { return state_; }
+  const region::DirtySet& own_marks() const { return own_dirty_; }
+  const ClusterLogStats& stats() const { return stats_; }
+  size_t pending_requests() const { return pending_.size(); }
+  bool device_failed() const { return device_failed_; }
+  // The in-sync map and marks as this node would answer IN_SYNC / IS_CLEAN.
+  bool AnswersInSync(RegionNo r) const { return state_.log.InSync(r); }
+  bool AnswersClean(RegionNo r) const;
+
+ private:
+  struct Pending {
+    UlogRequest request;
+    int phase = 0;
+    uint64_t wait_id = 0;             // a flush/claim/done id awaiting its own delivery
+    std::vector<RegionNo> new_marks;  // FLUSH: regions this flush marked
+    RegionNo region = region::kNoRegion;
+  };
+  struct Round {
+    uint64_t view_id = 0;
+    std::vector<NodeId> members;
+    std::map<NodeId, AnnounceMsg> announces;
+    bool decided = false;
+  };
+
+  bool disk() const { return log_dev_.has_value(); }
+  void Log(Severity s, const std::string& message) const;
+
+  // Requests (cluster_log.cc).
+  void Pump();
+  bool TryAnswer(Pending& p);
+  bool StepFlush(Pending& p, UlogReply& reply);
+  bool StepResyncWork(Pending& p, UlogReply& reply);
+  void Answer(const UlogReply& reply);
+  void Send(const ClusterBody& body);
+  void DrainOutbox();
+  RegionNo PickRecoveryCandidate();
+  // From replicated state only (every member decides a CLAIM the same way).
+  bool ClaimableAnywhere(RegionNo r) const;
+  // ClaimableAnywhere, and not marked by this node (for picking a candidate).
+  bool Claimable(RegionNo r) const;
+  std::string StatusInfo() const;
+  std::string StatusTable() const;
+
+  // Events (cluster_log_events.cc).
+  void Apply(const ClusterMsg& msg);
+  void OnAnnounce(NodeId from, const AnnounceMsg& m);
+  void Decide();
+  void Bootstrap();
+  void SendCheckpoint();
+  void OnCheckpoint(const CheckpointMsg& m);
+  void BecomeReady();
+  void ServerDuties();
+  void MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow);
+  void ReportAfterRearm(NodeId failed);
+  void PersistInSync(bool force);
+  void FailDevice(const Status& s);
+
+  std::string uuid_;
+  CtrArgs args_;
+  std::unique_ptr<region::BlockDevice> device_;
+  std::optional<region::LogDevice> log_dev_;
+  EngineOptions options_;
+  ClusterTransport& transport_;
+  ReplySink& sink_;
+  NodeId me_;
+  std::string group_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  bool joined_ = false;
+  bool ready_ = false;
+  bool device_failed_ = false;
+  ClusterState state_;
+  Round round_;
+  uint64_t view_id_ = 0;
+
+  // Not ready yet: checkpoint chunks for round_.view_id, and deliveries after the decision.
+  std::map<uint32_t, std::vector<uint8_t>> chunks_;
+  std::vector<ClusterMsg> buffered_;
+
+  // This node's own marks (clustered-disk keeps them only here and in its slot).
+  region::DirtySet own_dirty_;
+  std::set<RegionNo> delta_marks_, delta_clears_;  // clustered-core: not yet multicast
+  bool slot_dirty_ = false;
+  uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
+  bool pending_out_of_sync_ = false;
+  std::set<NodeId> reported_;  // failed nodes this node already reported for
+
+  std::deque<Pending> pending_;
+  std::deque<std::vector<uint8_t>> outbox_;
+  bool drain_scheduled_ = false;
+  uint64_t next_id_ = 1;
+  std::set<uint64_t> delivered_ids_;        // this node's MARKS/BUSY flush ids seen delivered
+  std::map<RegionNo, bool> claim_results_;  // this node's claims, once delivered: won?
+  std::set<RegionNo> dones_delivered_;      // this node's DONEs seen delivered
+  ClusterLogStats stats_;
+};
+
+}  // namespace clogd::logd

@@ -1,0 +1,403 @@
+// The cluster-facing half of the state machine: agreed deliveries, membership changes and
+// the announce round that follows each change (who holds the state, who serves, who needs
+// a checkpoint), failure merges and the log server's durable writes.
+#include <algorithm>
+
+#include "logd/cluster_log.h"
+
+namespace clogd::logd {
+
+using region::kNoRegion;
+
+namespace {
+constexpr size_t kCheckpointChunk = 512 * 1024;  // well under CPG's 1 MiB message limit
+}
+
+void ClusterLog::OnDeliver(NodeId from, std::span<const uint8_t> message) {
+  auto msg = DecodeClusterMsg(message);
+  if (!msg.ok()) {
+    ++stats_.messages_refused;
+    Log(Severity::kWarning,
+        "refused a message from node " + std::to_string(from) + ": " + msg.status().ToString());
+    return;
+  }
+  if (msg->sender != from) {
+    ++stats_.messages_refused;
+    Log(Severity::kWarning, "refused a message from node " + std::to_string(from) +
+                                " claiming to be from node " + std::to_string(msg->sender));
+    return;
+  }
+  if (const auto* a = std::get_if<AnnounceMsg>(&msg->body)) {
+    OnAnnounce(from, *a);
+  } else if (const auto* c = std::get_if<CheckpointMsg>(&msg->body)) {
+    if (!ready_) OnCheckpoint(*c);
+  } else if (ready_) {
+    Apply(*msg);
+  } else if (round_.decided) {
+    buffered_.push_back(std::move(msg).value());  // after the snapshot point: replay later
+  }
+  Pump();
+}
+
+void ClusterLog::Apply(const ClusterMsg& msg) {
+  const NodeId from = msg.sender;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, MarksMsg>) {
+          for (RegionNo r : m.marks) state_.log.Mark(from, r);
+          for (RegionNo r : m.clears) state_.log.Clear(from, r);
+          if (from == me_) delivered_ids_.insert(m.flush_id);
+        } else if constexpr (std::is_same_v<T, OutOfSyncMsg>) {
+          if (state_.awaiting_merge.contains(m.failed)) {
+            MergeDeparted(m.failed, m.regions, m.overflow);
+            state_.awaiting_merge.erase(m.failed);
+            state_.awaiting_free.insert(m.failed);
+            ServerDuties();
+          }
+        } else if constexpr (std::is_same_v<T, ReportMsg>) {
+          auto it = state_.awaiting_reports.find(m.failed);
+          if (it != state_.awaiting_reports.end()) {
+            it->second.erase(from);
+            if (it->second.empty()) state_.awaiting_reports.erase(it);
+          }
+          for (RegionNo r : m.marked) {
+            if (!state_.log.InSync(r)) state_.busy[from].insert(r);
+          }
+        } else if constexpr (std::is_same_v<T, BusyMsg>) {
+          for (RegionNo r : m.regions) state_.busy[from].insert(r);
+          if (from == me_) delivered_ids_.insert(m.flush_id);
+        } else if constexpr (std::is_same_v<T, IdleMsg>) {
+          auto it = state_.busy.find(from);
+          if (it != state_.busy.end()) {
+            for (RegionNo r : m.regions) it->second.erase(r);
+            if (it->second.empty()) state_.busy.erase(it);
+          }
+        } else if constexpr (std::is_same_v<T, ClaimMsg>) {
+          // Same replicated state everywhere, so every member decides the same.
+          const bool ok = m.region < state_.log.nr_regions() && ClaimableAnywhere(m.region);
+          if (ok) state_.recovery.SetOwner(m.region, from);
+          if (from == me_) claim_results_[m.region] = ok;
+        } else if constexpr (std::is_same_v<T, DoneMsg>) {
+          // From the owner: its copy finished. From anyone with in_sync=false: a write
+          // to the region failed on some leg, so it is out of sync now.
+          const bool owner = state_.recovery.Owner(m.region) == from;
+          if (m.region < state_.log.nr_regions() && (owner || !m.in_sync)) {
+            if (owner) state_.recovery.Release(m.region);
+            if (state_.log.SetInSync(m.region, m.in_sync)) {
+              if (m.in_sync) {
+                ++pending_to_sync_;
+              } else {
+                pending_out_of_sync_ = true;
+              }
+              if (state_.server == me_) PersistInSync(false);
+            }
+          }
+          if (from == me_) dones_delivered_.insert(m.region);
+        } else if constexpr (std::is_same_v<T, SlotFreedMsg>) {
+          auto it = state_.slot_owner.find(m.slot);
+          if (it != state_.slot_owner.end() && it->second == m.node) state_.slot_owner.erase(it);
+          state_.awaiting_free.erase(m.node);
+        }
+      },
+      msg.body);
+}
+
+void ClusterLog::OnMembership(const Membership& m) {
+  if (std::find(m.joined.begin(), m.joined.end(), me_) != m.joined.end()) joined_ = true;
+  if (!joined_) return;
+  view_id_ = m.view_id;
+  if (ready_) {
+    ++state_.generation;
+    state_.members = m.members;
+    for (NodeId gone : m.left) {
+      state_.recovery.ReleaseNode(gone);
+      state_.busy.erase(gone);
+      for (auto it = state_.awaiting_reports.begin(); it != state_.awaiting_reports.end();) {
+        it->second.erase(gone);
+        it = it->second.empty() ? state_.awaiting_reports.erase(it) : std::next(it);
+      }
+      if (disk()) {
+        if (state_.SlotOf(gone) != kNoSlot && !state_.awaiting_free.contains(gone)) {
+          state_.awaiting_merge.insert(gone);  // the server reads its slot
+        }
+      } else {
+        const region::DirtySet dirty = state_.log.DirtyOf(gone);
+        state_.log.SetDirty(gone, {});
+        MergeDeparted(gone, {dirty.begin(), dirty.end()}, false);
+      }
+    }
+    if (std::find(m.members.begin(), m.members.end(), state_.server) == m.members.end()) {
+      state_.server = 0;  // chosen when the announce round decides
+    }
+  } else {
+    state_.members = m.members;
+    chunks_.clear();
+    buffered_.clear();
+  }
+  round_ = Round{m.view_id, m.members, {}, false};
+  Send(AnnounceMsg{m.view_id, ready_, state_.generation});
+  DrainOutbox();
+}
+
+void ClusterLog::OnAnnounce(NodeId from, const AnnounceMsg& m) {
+  if (m.view_id != round_.view_id || round_.decided) return;  // an earlier view's round
+  round_.announces[from] = m;
+  for (NodeId n : round_.members) {
+    if (!round_.announces.contains(n)) return;
+  }
+  round_.decided = true;
+  Decide();
+}
+
+void ClusterLog::Decide() {
+  NodeId first_ready = 0;
+  for (NodeId n : round_.members) {
+    if (round_.announces[n].ready) {
+      first_ready = n;
+      break;
+    }
+  }
+  if (first_ready == 0) {
+    // Nobody holds the state: the oldest member loads it and serves.
+    if (round_.members.front() == me_) Bootstrap();
+    return;
+  }
+  if (!ready_) return;  // wait for the checkpoint
+  if (state_.server == 0) state_.server = first_ready;
+  bool anyone_joining = false;
+  for (NodeId n : round_.members) {
+    if (round_.announces[n].ready) continue;
+    anyone_joining = true;
+    if (disk() && state_.SlotOf(n) == kNoSlot) {
+      uint32_t slot = state_.FreeSlot(log_dev_->layout().slot_count);
+      if (slot != kNoSlot) state_.slot_owner[slot] = n;
+    }
+  }
+  if (state_.server == me_) {
+    if (anyone_joining) SendCheckpoint();
+    ServerDuties();
+  }
+}
+
+void ClusterLog::Bootstrap() {
+  const uint64_t n = args_.RegionCount();
+  state_ = ClusterState{};
+  state_.log = region::LogState(n, args_.region_size);
+  if (disk()) {
+    Status s = log_dev_->Reload();
+    region::RegionBitmap in_sync = log_dev_->loaded_in_sync();
+    bool overflow = false;
+    for (const auto& slot : log_dev_->loaded_slots()) {
+      if (slot.node_id == 0) continue;
+      overflow |= slot.overflow;
+      for (RegionNo r : slot.regions) {
+        if (r < n) in_sync.Clear(r);
+      }
+    }
+    if (overflow) in_sync.ClearAll();
+    state_.log.ReplaceInSync(std::move(in_sync));
+    state_.generation = log_dev_->superblock().generation + 1;
+    if (s.ok()) s = log_dev_->MarkActive(state_.generation);
+    if (s.ok()) s = log_dev_->WriteInSync(state_.log.in_sync());
+    const auto& slots = log_dev_->loaded_slots();
+    for (uint32_t i = 0; s.ok() && i < slots.size(); ++i) {
+      if (slots[i].node_id == 0) continue;
+      region::SlotRecord freed;
+      s = log_dev_->WriteSlot(i, freed);
+    }
+    if (!s.ok()) FailDevice(s);
+    uint32_t next = 0;
+    for (NodeId member : round_.members) state_.slot_owner[next++] = member;
+  } else {
+    state_.log.ReplaceInSync(region::RegionBitmap(n, args_.sync == SyncMode::kNoSync));
+    state_.generation = 1;
+  }
+  state_.members = round_.members;
+  state_.server = me_;
+  Log(Severity::kInfo, "bootstrapped the log (" + std::to_string(state_.log.SyncCount()) + "/" +
+                           std::to_string(n) + " in sync), serving");
+  BecomeReady();
+  if (round_.members.size() > 1) SendCheckpoint();
+}
+
+void ClusterLog::SendCheckpoint() {
+  std::vector<uint8_t> bytes = state_.EncodeCheckpoint();
+  const auto count =
+      static_cast<uint32_t>((bytes.size() + kCheckpointChunk - 1) / kCheckpointChunk);
+  for (uint32_t i = 0; i < std::max<uint32_t>(count, 1); ++i) {
+    const size_t at = size_t{i} * kCheckpointChunk;
+    const size_t len = std::min(kCheckpointChunk, bytes.size() - std::min(at, bytes.size()));
+    CheckpointMsg c{round_.view_id, i, std::max<uint32_t>(count, 1),
+                    std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                                         bytes.begin() + static_cast<std::ptrdiff_t>(at + len))};
+    Send(c);
+  }
+  ++stats_.checkpoints_sent;
+}
+
+void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
+  const bool stale_ok = options_.break_variant == BreakVariant::kStaleCheckpoint;
+  if (m.view_id != round_.view_id && !stale_ok) return;  // made for an earlier view
+  if (!round_.decided && !stale_ok) return;
+  chunks_[m.chunk_index] = m.bytes;
+  if (chunks_.size() < m.chunk_count) return;
+  std::vector<uint8_t> bytes;
+  for (auto& [index, chunk] : chunks_) bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+  chunks_.clear();
+  auto decoded = ClusterState::DecodeCheckpoint(bytes, args_.RegionCount(), args_.region_size);
+  if (!decoded.ok()) {
+    Log(Severity::kError, "refused checkpoint: " + decoded.status().ToString());
+    return;
+  }
+  state_ = std::move(decoded).value();
+  BecomeReady();
+  std::vector<ClusterMsg> replay = std::move(buffered_);
+  buffered_.clear();
+  for (const ClusterMsg& msg : replay) Apply(msg);
+  for (const auto& [failed, nodes] : state_.awaiting_reports) {
+    if (nodes.contains(me_) && !reported_.contains(failed)) ReportAfterRearm(failed);
+  }
+}
+
+void ClusterLog::BecomeReady() {
+  ready_ = true;
+  if (disk()) {
+    Status s = log_dev_->Reload();  // another node may own what we last read
+    const uint32_t slot = state_.SlotOf(me_);
+    if (s.ok() && slot == kNoSlot) s = NoSpace("no free slot on the log device for this node");
+    if (s.ok()) {
+      region::SlotRecord rec;
+      rec.node_id = me_;
+      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
+      // A stale record of ours from before a restart is overwritten, not merged: it was
+      // merged by whoever bootstrapped or served the departure.
+      region::SlotRecord freed;
+      auto current = log_dev_->ReadSlot(slot);
+      if (current.ok() && current->node_id != 0 && current->node_id != me_) {
+        s = log_dev_->WriteSlot(slot, freed);
+      }
+      if (s.ok()) s = log_dev_->WriteSlot(slot, rec);
+    }
+    if (!s.ok()) FailDevice(s);
+  }
+}
+
+void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow) {
+  if (options_.break_variant == BreakVariant::kSkipFailedNodeResync) return;
+  uint64_t merged = 0;
+  if (overflow) {
+    merged = state_.log.SyncCount();
+    state_.log.MarkAllOutOfSync();
+  } else {
+    for (RegionNo r : regions) {
+      if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) ++merged;
+    }
+  }
+  stats_.regions_merged += merged;
+  if (merged > 0) pending_out_of_sync_ = true;
+  if (merged == 0 && !overflow) return;
+  Log(Severity::kInfo, "node " + std::to_string(node) + " left: " + std::to_string(merged) +
+                           " of its regions are out of sync");
+  // Every member re-arms its kernel and reports its marks among them before anyone may
+  // start copying (a write could be in flight to any of them).
+  state_.awaiting_reports[node] = {state_.members.begin(), state_.members.end()};
+  state_.awaiting_reports[node].erase(node);
+  reported_.erase(node);
+  ReportAfterRearm(node);
+}
+
+void ClusterLog::ReportAfterRearm(NodeId failed) {
+  reported_.insert(failed);
+  std::weak_ptr<bool> alive = alive_;
+  auto report = [this, alive, failed] {
+    if (alive.expired() || !*alive.lock() || !ready_) return;
+    std::vector<RegionNo> marked;
+    for (RegionNo r : own_dirty_) {
+      if (!state_.log.InSync(r)) marked.push_back(r);
+    }
+    Send(ReportMsg{failed, marked});
+  };
+  if (options_.rearm_kernel) {
+    options_.rearm_kernel(uuid_, report);
+  } else {
+    report();
+  }
+}
+
+void ClusterLog::ServerDuties() {
+  if (state_.server != me_ || !disk() || device_failed_) return;
+  Status s = log_dev_->Reload();
+  for (NodeId gone : state_.awaiting_merge) {
+    if (!s.ok()) break;
+    const uint32_t slot = state_.SlotOf(gone);
+    auto rec = log_dev_->ReadSlot(slot);
+    if (!rec.ok()) {
+      // An unreadable slot: every region is suspect.
+      Log(Severity::kError, "slot " + std::to_string(slot) + " of departed node " +
+                                std::to_string(gone) + ": " + rec.status().ToString());
+      Send(OutOfSyncMsg{gone, true, {}});
+      continue;
+    }
+    std::vector<RegionNo> regions;
+    if (rec->node_id == gone) regions = rec->regions;
+    Send(OutOfSyncMsg{gone, rec->node_id == gone && rec->overflow, regions});
+  }
+  if (!state_.awaiting_free.empty()) {
+    // The merged map is durable before any departed slot is released (H2/H4).
+    PersistInSync(true);
+    for (NodeId gone : state_.awaiting_free) {
+      if (device_failed_) break;
+      const uint32_t slot = state_.SlotOf(gone);
+      if (slot == kNoSlot) continue;
+      region::SlotRecord freed;
+      if (Status w = log_dev_->WriteSlot(slot, freed); !w.ok()) {
+        FailDevice(w);
+        break;
+      }
+      Send(SlotFreedMsg{gone, slot});
+    }
+  }
+  if (!s.ok()) FailDevice(s);
+}
+
+void ClusterLog::PersistInSync(bool force) {
+  if (!disk() || device_failed_ || state_.server != me_) return;
+  if (pending_to_sync_ == 0 && !pending_out_of_sync_) return;
+  uint64_t batch = options_.in_sync_write_batch;
+  if (batch == 0) batch = std::max<uint64_t>(1, state_.log.nr_regions() / 64);
+  if (!force && !pending_out_of_sync_ && pending_to_sync_ < batch &&
+      state_.log.SyncCount() != state_.log.nr_regions()) {
+    return;
+  }
+  Status s = log_dev_->WriteInSync(state_.log.in_sync());
+  if (!s.ok()) {
+    FailDevice(s);
+    return;
+  }
+  pending_to_sync_ = 0;
+  pending_out_of_sync_ = false;
+}
+
+void ClusterLog::OnTransportLost() {
+  Log(Severity::kError, "cluster transport lost; holding kernel requests until rejoined");
+  joined_ = false;
+  ready_ = false;
+  round_ = Round{};
+  chunks_.clear();
+  buffered_.clear();
+  outbox_.clear();
+  std::weak_ptr<bool> alive = alive_;
+  if (options_.schedule) {
+    options_.schedule(1'000'000, [this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      Status s = transport_.Join(group_, this);
+      if (!s.ok()) {
+        Log(Severity::kWarning, "rejoin failed: " + s.ToString() + "; retrying");
+        OnTransportLost();
+      }
+    });
+  }
+}
+
+}  // namespace clogd::logd

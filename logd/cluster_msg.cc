@@ -1,0 +1,237 @@
+// Cluster message encode/decode. Type numbers are part of the wire format: never reuse
+// one. Payloads (all little-endian; region lists are u32 count + u64 each):
+//   1 ANNOUNCE    view_id u64, ready u8, generation u64
+//   2 CHECKPOINT  view_id u64, chunk_index u32, chunk_count u32, byte count u32, bytes
+//   3 MARKS       flush_id u64, marks list, clears list
+//   4 OUT_OF_SYNC failed u32, overflow u8, regions list
+//   5 REPORT      failed u32, marked list
+//   6 BUSY        flush_id u64, regions list
+//   7 IDLE        regions list
+//   8 CLAIM       region u64
+//   9 DONE        region u64, in_sync u8
+//  10 SLOT_FREED  node u32, slot u32
+#include "logd/cluster_msg.h"
+
+#include "logd/cluster_transport.h"
+#include "logd/wire.h"
+#include "region/crc32c.h"
+
+namespace clogd::logd {
+
+namespace {
+
+enum : uint16_t {
+  kAnnounce = 1,
+  kCheckpoint = 2,
+  kMarks = 3,
+  kOutOfSync = 4,
+  kReport = 5,
+  kBusy = 6,
+  kIdle = 7,
+  kClaim = 8,
+  kDone = 9,
+  kSlotFreed = 10,
+};
+
+struct TypeOf {
+  uint16_t operator()(const AnnounceMsg&) const { return kAnnounce; }
+  uint16_t operator()(const CheckpointMsg&) const { return kCheckpoint; }
+  uint16_t operator()(const MarksMsg&) const { return kMarks; }
+  uint16_t operator()(const OutOfSyncMsg&) const { return kOutOfSync; }
+  uint16_t operator()(const ReportMsg&) const { return kReport; }
+  uint16_t operator()(const BusyMsg&) const { return kBusy; }
+  uint16_t operator()(const IdleMsg&) const { return kIdle; }
+  uint16_t operator()(const ClaimMsg&) const { return kClaim; }
+  uint16_t operator()(const DoneMsg&) const { return kDone; }
+  uint16_t operator()(const SlotFreedMsg&) const { return kSlotFreed; }
+};
+
+struct PayloadWriter {
+  WireWriter& w;
+  void operator()(const AnnounceMsg& m) const {
+    w.U64(m.view_id);
+    w.U8(m.ready ? 1 : 0);
+    w.U64(m.generation);
+  }
+  void operator()(const CheckpointMsg& m) const {
+    w.U64(m.view_id);
+    w.U32(m.chunk_index);
+    w.U32(m.chunk_count);
+    w.Bytes(m.bytes);
+  }
+  void operator()(const MarksMsg& m) const {
+    w.U64(m.flush_id);
+    w.Regions(m.marks);
+    w.Regions(m.clears);
+  }
+  void operator()(const OutOfSyncMsg& m) const {
+    w.U32(m.failed);
+    w.U8(m.overflow ? 1 : 0);
+    w.Regions(m.regions);
+  }
+  void operator()(const ReportMsg& m) const {
+    w.U32(m.failed);
+    w.Regions(m.marked);
+  }
+  void operator()(const BusyMsg& m) const {
+    w.U64(m.flush_id);
+    w.Regions(m.regions);
+  }
+  void operator()(const IdleMsg& m) const { w.Regions(m.regions); }
+  void operator()(const ClaimMsg& m) const { w.U64(m.region); }
+  void operator()(const DoneMsg& m) const {
+    w.U64(m.region);
+    w.U8(m.in_sync ? 1 : 0);
+  }
+  void operator()(const SlotFreedMsg& m) const {
+    w.U32(m.node);
+    w.U32(m.slot);
+  }
+};
+
+Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
+  switch (type) {
+    case kAnnounce: {
+      AnnounceMsg m;
+      m.view_id = r.U64();
+      m.ready = r.Bool();
+      m.generation = r.U64();
+      return ClusterBody(m);
+    }
+    case kCheckpoint: {
+      CheckpointMsg m;
+      m.view_id = r.U64();
+      m.chunk_index = r.U32();
+      m.chunk_count = r.U32();
+      m.bytes = r.Bytes();
+      if (r.ok() && (m.chunk_count == 0 || m.chunk_index >= m.chunk_count)) {
+        return Corrupt("CHECKPOINT chunk " + std::to_string(m.chunk_index) + " of " +
+                       std::to_string(m.chunk_count));
+      }
+      return ClusterBody(std::move(m));
+    }
+    case kMarks: {
+      MarksMsg m;
+      m.flush_id = r.U64();
+      m.marks = r.Regions();
+      m.clears = r.Regions();
+      return ClusterBody(std::move(m));
+    }
+    case kOutOfSync: {
+      OutOfSyncMsg m;
+      m.failed = r.U32();
+      m.overflow = r.Bool();
+      m.regions = r.Regions();
+      return ClusterBody(std::move(m));
+    }
+    case kReport: {
+      ReportMsg m;
+      m.failed = r.U32();
+      m.marked = r.Regions();
+      return ClusterBody(std::move(m));
+    }
+    case kBusy: {
+      BusyMsg m;
+      m.flush_id = r.U64();
+      m.regions = r.Regions();
+      return ClusterBody(std::move(m));
+    }
+    case kIdle: {
+      IdleMsg m;
+      m.regions = r.Regions();
+      return ClusterBody(std::move(m));
+    }
+    case kClaim:
+      return ClusterBody(ClaimMsg{r.U64()});
+    case kDone: {
+      DoneMsg m;
+      m.region = r.U64();
+      m.in_sync = r.Bool();
+      return ClusterBody(m);
+    }
+    case kSlotFreed: {
+      SlotFreedMsg m;
+      m.node = r.U32();
+      m.slot = r.U32();
+      return ClusterBody(m);
+    }
+    default:
+      return Corrupt("unknown cluster message type " + std::to_string(type));
+  }
+}
+
+}  // namespace
+
+const char* ClusterMsgName(const ClusterBody& body) {
+  static const char* const kNames[] = {"?",           "ANNOUNCE", "CHECKPOINT", "MARKS",
+                                       "OUT_OF_SYNC", "REPORT",   "BUSY",       "IDLE",
+                                       "CLAIM",       "DONE",     "SLOT_FREED"};
+  return kNames[std::visit(TypeOf{}, body)];
+}
+
+std::vector<uint8_t> EncodeClusterMsg(NodeId sender, const ClusterBody& body) {
+  WireWriter w;
+  w.U32(kClusterMsgMagic);
+  w.U16(kClusterProtocolVersion);
+  w.U16(std::visit(TypeOf{}, body));
+  w.U32(sender);
+  w.U32(0);  // payload length, patched below
+  w.U32(0);  // crc, patched below
+  w.U32(0);  // reserved
+  std::visit(PayloadWriter{w}, body);
+  std::vector<uint8_t> out = w.Take();
+  const auto payload_len = static_cast<uint32_t>(out.size() - kClusterHeaderSize);
+  PutLe32(out.data() + 12, payload_len);
+  PutLe32(out.data() + 16, region::Crc32c(out));
+  return out;
+}
+
+Result<ClusterMsg> DecodeClusterMsg(std::span<const uint8_t> frame) {
+  if (frame.size() < kClusterHeaderSize) {
+    return Corrupt("cluster message of " + std::to_string(frame.size()) +
+                   " bytes is shorter than its 24-byte header");
+  }
+  if (frame.size() > kMaxClusterMessage) {
+    return Corrupt("cluster message of " + std::to_string(frame.size()) + " bytes exceeds " +
+                   std::to_string(kMaxClusterMessage));
+  }
+  WireReader h(frame.first(kClusterHeaderSize));
+  const uint32_t magic = h.U32();
+  const uint16_t version = h.U16();
+  const uint16_t type = h.U16();
+  const NodeId sender = h.U32();
+  const uint32_t payload_len = h.U32();
+  const uint32_t crc = h.U32();
+  if (magic != kClusterMsgMagic) {
+    return Corrupt("cluster message with bad magic 0x" + ToHex(magic));
+  }
+  if (version != kClusterProtocolVersion) {
+    return UnsupportedVersion("cluster message from node " + std::to_string(sender) +
+                              " speaks protocol version " + std::to_string(version) +
+                              ", this node speaks version " +
+                              std::to_string(kClusterProtocolVersion));
+  }
+  if (payload_len != frame.size() - kClusterHeaderSize) {
+    return Corrupt("cluster message from node " + std::to_string(sender) + ": payload length " +
+                   std::to_string(payload_len) + " but " +
+                   std::to_string(frame.size() - kClusterHeaderSize) + " bytes present");
+  }
+  std::vector<uint8_t> copy(frame.begin(), frame.end());
+  PutLe32(copy.data() + 16, 0);
+  const uint32_t computed = region::Crc32c(copy);
+  if (computed != crc) {
+    return Corrupt("cluster message from node " + std::to_string(sender) +
+                   ": bad checksum (stored 0x" + ToHex(crc) + ", computed 0x" + ToHex(computed) +
+                   ")");
+  }
+  WireReader r(frame.subspan(kClusterHeaderSize));
+  auto body = DecodeBody(type, r);
+  if (!body.ok()) return body.status();
+  if (!r.ok() || !r.AtEnd()) {
+    return Corrupt("cluster message " + std::string(ClusterMsgName(*body)) + " from node " +
+                   std::to_string(sender) + ": malformed payload (" + r.Problem() + ")");
+  }
+  return ClusterMsg{sender, std::move(body).value()};
+}
+
+}  // namespace clogd::logd

@@ -1,0 +1,97 @@
+// The messages clogd members exchange in a log's CPG group, and their wire format
+// (little-endian; documented in logd/CLUSTER.md):
+//   header (24 bytes): magic u32 "CLGM", version u16, type u16, sender u32,
+//                      payload length u32, crc32c u32 (header with crc 0, then payload),
+//                      reserved u32
+//   payload: per type, below.
+// Decode refuses, naming the problem: a short or oversized frame, a bad magic or CRC, an
+// unknown version (naming ours and theirs), an unknown type, a payload that does not
+// parse exactly.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "region/log_format.h"
+#include "region/status.h"
+
+namespace clogd::logd {
+
+using region::NodeId;
+using region::RegionNo;
+
+inline constexpr uint32_t kClusterMsgMagic = 0x4D474C43;  // "CLGM"
+inline constexpr uint16_t kClusterProtocolVersion = 1;
+inline constexpr size_t kClusterHeaderSize = 24;
+
+// After every membership change each member says whether it holds the log state.
+struct AnnounceMsg {
+  uint64_t view_id = 0;
+  bool ready = false;
+  uint64_t generation = 0;
+};
+// One chunk of a state snapshot taken at the end of view `view_id`'s announce round.
+struct CheckpointMsg {
+  uint64_t view_id = 0;
+  uint32_t chunk_index = 0;
+  uint32_t chunk_count = 0;
+  std::vector<uint8_t> bytes;
+};
+// clustered-core: a member's mark/clear delta, sent at FLUSH.
+struct MarksMsg {
+  uint64_t flush_id = 0;  // sender-local, to match the delivery to the waiting FLUSH
+  std::vector<RegionNo> marks;
+  std::vector<RegionNo> clears;
+};
+// clustered-disk: a departed member's dirty regions, read from its slot by the server.
+struct OutOfSyncMsg {
+  NodeId failed = 0;
+  bool overflow = false;  // its slot overflowed: every region
+  std::vector<RegionNo> regions;
+};
+// After merging `failed`'s regions a member re-arms its kernel, then reports which of
+// the now out-of-sync regions it still has marked.
+struct ReportMsg {
+  NodeId failed = 0;
+  std::vector<RegionNo> marked;
+};
+// clustered-disk: marks of out-of-sync regions (busy) and their clearing (idle).
+struct BusyMsg {
+  uint64_t flush_id = 0;
+  std::vector<RegionNo> regions;
+};
+struct IdleMsg {
+  std::vector<RegionNo> regions;
+};
+// Recovery ownership, applied in agreed order (the first claim of a region wins).
+struct ClaimMsg {
+  RegionNo region = 0;
+};
+struct DoneMsg {
+  RegionNo region = 0;
+  bool in_sync = false;
+};
+// The server cleared a departed member's slot after the out-of-sync map was durable.
+struct SlotFreedMsg {
+  NodeId node = 0;
+  uint32_t slot = 0;
+};
+
+using ClusterBody = std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg,
+                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg>;
+
+struct ClusterMsg {
+  NodeId sender = 0;
+  ClusterBody body;
+};
+
+// "ANNOUNCE", "CHECKPOINT", ...
+const char* ClusterMsgName(const ClusterBody& body);
+
+std::vector<uint8_t> EncodeClusterMsg(NodeId sender, const ClusterBody& body);
+Result<ClusterMsg> DecodeClusterMsg(std::span<const uint8_t> frame);
+
+}  // namespace clogd::logd
