@@ -47,6 +47,11 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
         if constexpr (std::is_same_v<T, MarksMsg>) {
           for (RegionNo r : m.marks) state_.log.Mark(from, r);
           for (RegionNo r : m.clears) state_.log.Clear(from, r);
+          // A cleared region is no longer busy for its sender (reported at a failure).
+          if (auto it = state_.busy.find(from); it != state_.busy.end()) {
+            for (RegionNo r : m.clears) it->second.erase(r);
+            if (it->second.empty()) state_.busy.erase(it);
+          }
           if (from == me_) delivered_ids_.insert(m.flush_id);
         } else if constexpr (std::is_same_v<T, OutOfSyncMsg>) {
           if (state_.awaiting_merge.contains(m.failed)) {

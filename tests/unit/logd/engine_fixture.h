@@ -5,6 +5,7 @@
 
 #include <linux/dm-log-userspace.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>

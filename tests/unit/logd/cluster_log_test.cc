@@ -1,0 +1,253 @@
+// The cluster state machine over a minimal in-process cluster (one queue: total order and
+// virtual synchrony by construction). The simulator covers timing, faults and many seeds;
+// these tests pin the protocol's basic behaviour: joiners get the state, a departed
+// node's marks become out of sync on every survivor, recovery is claimed once, FLUSH of a
+// clustered-core log costs one message and of a clustered-disk log none.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "engine_fixture.h"
+#include "logd/log_engine.h"
+
+namespace clogd::logd {
+namespace {
+
+using testing::AsS64;
+using testing::CollectingSink;
+using testing::CtrPayload;
+using testing::Devices;
+using testing::Regions;
+
+class FakeCluster {
+ public:
+  class Transport : public ClusterTransport {
+   public:
+    Transport(FakeCluster& c, NodeId n) : c_(c), n_(n) {}
+    NodeId LocalNode() const override { return n_; }
+    Status Join(const std::string& group, ClusterHandler* h) override {
+      c_.queue_.push_back([c = &c_, n = n_, group, h] { c->DoJoin(group, n, h); });
+      return Status::Ok();
+    }
+    Status Leave(const std::string& group) override {
+      c_.queue_.push_back([c = &c_, n = n_, group] { c->DoLeave(group, n); });
+      return Status::Ok();
+    }
+    Status Multicast(const std::string& group, std::span<const uint8_t> m) override {
+      std::vector<uint8_t> copy(m.begin(), m.end());
+      ++c_.multicasts_;
+      c_.queue_.push_back([c = &c_, n = n_, group, copy] { c->DoDeliver(group, n, copy); });
+      return Status::Ok();
+    }
+
+   private:
+    FakeCluster& c_;
+    NodeId n_;
+  };
+
+  void Run() {
+    while (!queue_.empty()) {
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      fn();
+    }
+  }
+  // The node vanishes: no more deliveries to it, the others see it leave.
+  void Crash(NodeId n) {
+    for (auto& [group, members] : groups_) {
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (members[i].first == n) {
+          members.erase(members.begin() + static_cast<std::ptrdiff_t>(i));
+          Change(group, {}, {n});
+          break;
+        }
+      }
+    }
+  }
+  uint64_t multicasts() const { return multicasts_; }
+
+ private:
+  void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left) {
+    Membership m;
+    m.view_id = ++view_;
+    for (auto& [node, h] : groups_[group]) m.members.push_back(node);
+    m.joined = joined;
+    m.left = left;
+    m.left_reasons.assign(left.size(), Membership::LeaveReason::kNodeDown);
+    for (auto& [node, h] : groups_[group]) h->OnMembership(m);
+  }
+  void DoJoin(const std::string& group, NodeId n, ClusterHandler* h) {
+    groups_[group].emplace_back(n, h);
+    Change(group, {n}, {});
+  }
+  void DoLeave(const std::string& group, NodeId n) {
+    auto& members = groups_[group];
+    std::erase_if(members, [n](const auto& e) { return e.first == n; });
+    Change(group, {}, {n});
+  }
+  void DoDeliver(const std::string& group, NodeId from, const std::vector<uint8_t>& m) {
+    auto members = groups_[group];
+    bool sender_present = false;
+    for (auto& [node, h] : members) sender_present |= node == from;
+    if (!sender_present) return;  // sent, but its sender left first: nobody gets it
+    for (auto& [node, h] : members) h->OnDeliver(from, m);
+  }
+
+  std::deque<std::function<void()>> queue_;
+  std::map<std::string, std::vector<std::pair<NodeId, ClusterHandler*>>> groups_;
+  uint64_t view_ = 0;
+  uint64_t multicasts_ = 0;
+};
+
+constexpr uint64_t kRegions = 64;
+
+class ClusterLogTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  struct Node {
+    std::unique_ptr<FakeCluster::Transport> transport;
+    CollectingSink sink;
+    std::unique_ptr<LogEngine> engine;
+  };
+
+  ClusterLogTest() { devices_.Add("/dev/shared", 2 << 20); }
+
+  std::string Args() const {
+    return std::string(GetParam()) == "clustered-disk" ? "clustered-disk /dev/shared 1024"
+                                                       : "clustered-core 1024";
+  }
+
+  Node& Start(NodeId n) {
+    auto& node = nodes_[n];
+    node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
+    EngineOptions o;
+    o.node_id = n;
+    node.engine =
+        std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
+    Send(n, DM_ULOG_CTR, CtrPayload(std::to_string(kRegions * 1024) + " " + Args() + " nosync"));
+    Send(n, DM_ULOG_RESUME);
+    return node;
+  }
+
+  // Sends a request, runs the cluster until quiet, returns the request's reply.
+  UlogReply Send(NodeId n, uint32_t type, std::vector<uint8_t> payload = {}) {
+    auto& node = nodes_[n];
+    UlogRequest r = testing::Req(type, 100 + n, "LVM-cluster", std::move(payload));
+    node.engine->Submit(r);
+    cluster_.Run();
+    for (const auto& reply : node.sink.replies) {
+      if (reply.seq == r.seq) return reply;
+    }
+    ADD_FAILURE() << "node " << n << ": no reply to " << RequestTypeName(type);
+    return {};
+  }
+
+  const ClusterLog& Log(NodeId n) { return *nodes_[n].engine->FindCluster("LVM-cluster"); }
+
+  std::pair<bool, uint64_t> Work(NodeId n) {
+    UlogReply w = Send(n, DM_ULOG_GET_RESYNC_WORK);
+    uint64_t r = 0;
+    std::memcpy(&r, w.payload.data() + 8, 8);
+    return {AsS64(w) == 1, r};
+  }
+
+  Devices devices_;
+  FakeCluster cluster_;
+  std::map<NodeId, Node> nodes_;
+};
+
+TEST_P(ClusterLogTest, JoinersGetTheStateAndEveryoneServes) {
+  Start(1);
+  Start(2);
+  Start(3);
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_TRUE(Log(n).ready()) << "node " << n;
+    EXPECT_EQ(Log(n).state().server, 1u) << "the first member serves";
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
+  }
+}
+
+TEST_P(ClusterLogTest, DepartedNodesMarksAreResyncedOnceBySurvivors) {
+  Start(1);
+  Start(2);
+  Start(3);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({5, 9})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_MARK_REGION, Regions({7})).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_FLUSH).error, 0);
+  cluster_.Crash(2);
+  nodes_[2].engine.reset();
+  cluster_.Run();
+  for (NodeId n : {1u, 3u}) {
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({9}))), 0) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({7}))), 1) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions - 2));
+  }
+  std::set<uint64_t> claimed;
+  for (int i = 0; i < 4; ++i) {
+    for (NodeId n : {1u, 3u}) {
+      auto [has, r] = Work(n);
+      if (!has) continue;
+      EXPECT_TRUE(claimed.insert(r).second) << "region " << r << " handed out twice";
+      std::vector<uint8_t> done = Regions({r});
+      auto one = S64Payload(1);
+      done.insert(done.end(), one.begin(), one.end());
+      EXPECT_EQ(Send(n, DM_ULOG_SET_REGION_SYNC, done).error, 0);
+    }
+  }
+  EXPECT_EQ(claimed, (std::set<uint64_t>{5, 9}));
+  for (NodeId n : {1u, 3u}) EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
+}
+
+TEST_P(ClusterLogTest, FlushCostsOneMessageForCoreAndNoneForDisk) {
+  Start(1);
+  Start(2);
+  const uint64_t before = cluster_.multicasts();
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  const uint64_t per_flush = (cluster_.multicasts() - before) / 2;
+  EXPECT_EQ(per_flush, std::string(GetParam()) == "clustered-disk" ? 0u : 1u);
+}
+
+TEST_P(ClusterLogTest, ARegionMarkedElsewhereIsNotClaimed) {
+  Start(1);
+  Start(2);
+  Start(3);
+  // Node 3 and node 2 both write region 4; node 2 dies; node 3 still has writes in flight.
+  Send(2, DM_ULOG_MARK_REGION, Regions({4}));
+  Send(2, DM_ULOG_FLUSH);
+  Send(3, DM_ULOG_MARK_REGION, Regions({4}));
+  Send(3, DM_ULOG_FLUSH);
+  cluster_.Crash(2);
+  nodes_[2].engine.reset();
+  cluster_.Run();
+  EXPECT_FALSE(Work(1).first) << "node 3 still has region 4 marked";
+  Send(3, DM_ULOG_CLEAR_REGION, Regions({4}));
+  Send(3, DM_ULOG_FLUSH);
+  auto [has, r] = Work(1);
+  EXPECT_TRUE(has);
+  EXPECT_EQ(r, 4u);
+}
+
+TEST_P(ClusterLogTest, MalformedMessageIsRefusedWithoutStateChange) {
+  Start(1);
+  Start(2);
+  const ClusterState before = Log(1).state();
+  std::vector<uint8_t> bad = EncodeClusterMsg(2, ClaimMsg{3});
+  bad[4] = 9;  // protocol version 9
+  const_cast<ClusterLog&>(Log(1)).OnDeliver(2, bad);
+  EXPECT_EQ(Log(1).stats().messages_refused, 1u);
+  EXPECT_FALSE(Log(1).state().recovery.IsRecovering(3));
+  EXPECT_EQ(Log(1).state().generation, before.generation);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, ClusterLogTest,
+                         ::testing::Values("clustered-core", "clustered-disk"));
+
+}  // namespace
+}  // namespace clogd::logd
