@@ -54,10 +54,11 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
           }
           if (from == me_) delivered_ids_.insert(m.flush_id);
         } else if constexpr (std::is_same_v<T, OutOfSyncMsg>) {
-          if (state_.awaiting_merge.contains(m.failed)) {
+          auto it = state_.awaiting_merge.find(m.slot);
+          if (it != state_.awaiting_merge.end() && it->second == m.failed) {
+            state_.awaiting_merge.erase(it);
+            state_.awaiting_free[m.slot] = m.failed;
             MergeDeparted(m.failed, m.regions, m.overflow);
-            state_.awaiting_merge.erase(m.failed);
-            state_.awaiting_free.insert(m.failed);
             ServerDuties();
           }
         } else if constexpr (std::is_same_v<T, ReportMsg>) {
@@ -99,10 +100,15 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
             }
           }
           if (from == me_) dones_delivered_.insert(m.region);
+        } else if constexpr (std::is_same_v<T, AbsentMsg>) {
+          if (state_.awaiting_absent.erase(m.node) > 0) {
+            for (RegionNo r : m.regions) state_.busy[m.node].insert(r);
+          }
         } else if constexpr (std::is_same_v<T, SlotFreedMsg>) {
-          auto it = state_.slot_owner.find(m.slot);
-          if (it != state_.slot_owner.end() && it->second == m.node) state_.slot_owner.erase(it);
-          state_.awaiting_free.erase(m.node);
+          auto it = state_.awaiting_free.find(m.slot);
+          if (it != state_.awaiting_free.end() && it->second == m.node) {
+            state_.awaiting_free.erase(it);
+          }
         }
       },
       msg.body);
@@ -115,7 +121,19 @@ void ClusterLog::OnMembership(const Membership& m) {
   if (ready_) {
     ++state_.generation;
     state_.members = m.members;
-    for (NodeId gone : m.left) {
+    for (size_t i = 0; i < m.left.size(); ++i) {
+      const NodeId gone = m.left[i];
+      const bool process_down =
+          i < m.left_reasons.size() && m.left_reasons[i] == Membership::LeaveReason::kProcessDown;
+      if (process_down) {
+        // The daemon died, the node did not: its kernel may still write its marked
+        // regions and copy the one it owns. Keep all of it until the daemon is back.
+        state_.absent.insert(gone);
+        if (disk() && state_.SlotOf(gone) != kNoSlot) state_.awaiting_absent.insert(gone);
+        continue;
+      }
+      state_.absent.erase(gone);
+      state_.awaiting_absent.erase(gone);
       state_.recovery.ReleaseNode(gone);
       state_.busy.erase(gone);
       for (auto it = state_.awaiting_reports.begin(); it != state_.awaiting_reports.end();) {
@@ -123,8 +141,10 @@ void ClusterLog::OnMembership(const Membership& m) {
         it = it->second.empty() ? state_.awaiting_reports.erase(it) : std::next(it);
       }
       if (disk()) {
-        if (state_.SlotOf(gone) != kNoSlot && !state_.awaiting_free.contains(gone)) {
-          state_.awaiting_merge.insert(gone);  // the server reads its slot
+        const uint32_t slot = state_.SlotOf(gone);
+        if (slot != kNoSlot) {
+          state_.slot_owner.erase(slot);
+          state_.awaiting_merge[slot] = gone;  // the server reads it
         }
       } else {
         const region::DirtySet dirty = state_.log.DirtyOf(gone);
@@ -139,6 +159,9 @@ void ClusterLog::OnMembership(const Membership& m) {
     state_.members = m.members;
     chunks_.clear();
     buffered_.clear();
+  }
+  if (ready_) {
+    for (NodeId back : m.joined) state_.absent.erase(back);
   }
   round_ = Round{m.view_id, m.members, {}, false};
   Send(AnnounceMsg{m.view_id, ready_, state_.generation});
@@ -267,9 +290,19 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
 
 void ClusterLog::BecomeReady() {
   ready_ = true;
+  state_.absent.erase(me_);
+  // A restarted daemon adopts what its kernel still holds marked: the replicated dirty set
+  // (core) or its own retained slot (disk).
+  for (RegionNo r : state_.log.DirtyOf(me_)) own_dirty_.insert(r);
   if (disk()) {
     Status s = log_dev_->Reload();  // another node may own what we last read
     const uint32_t slot = state_.SlotOf(me_);
+    if (s.ok() && slot != kNoSlot) {
+      auto mine = log_dev_->ReadSlot(slot);
+      if (mine.ok() && mine->node_id == me_) {
+        own_dirty_.insert(mine->regions.begin(), mine->regions.end());
+      }
+    }
     if (s.ok() && slot == kNoSlot) s = NoSpace("no free slot on the log device for this node");
     if (s.ok()) {
       region::SlotRecord rec;
@@ -333,28 +366,35 @@ void ClusterLog::ReportAfterRearm(NodeId failed) {
 void ClusterLog::ServerDuties() {
   if (state_.server != me_ || !disk() || device_failed_) return;
   Status s = log_dev_->Reload();
-  for (NodeId gone : state_.awaiting_merge) {
+  for (const auto& [slot, gone] : state_.awaiting_merge) {
     if (!s.ok()) break;
-    const uint32_t slot = state_.SlotOf(gone);
     auto rec = log_dev_->ReadSlot(slot);
     if (!rec.ok()) {
       // An unreadable slot: every region is suspect.
       Log(Severity::kError, "slot " + std::to_string(slot) + " of departed node " +
                                 std::to_string(gone) + ": " + rec.status().ToString());
-      Send(OutOfSyncMsg{gone, true, {}});
+      Send(OutOfSyncMsg{gone, slot, true, {}});
       continue;
     }
     std::vector<RegionNo> regions;
     if (rec->node_id == gone) regions = rec->regions;
-    Send(OutOfSyncMsg{gone, rec->node_id == gone && rec->overflow, regions});
+    Send(OutOfSyncMsg{gone, slot, rec->node_id == gone && rec->overflow, regions});
+  }
+  for (NodeId gone : state_.awaiting_absent) {
+    if (!s.ok()) break;
+    auto rec = log_dev_->ReadSlot(state_.SlotOf(gone));
+    std::vector<RegionNo> regions;
+    if (rec.ok() && rec->node_id == gone) regions = rec->regions;
+    if (rec.ok() && rec->overflow) {
+      for (RegionNo r = 0; r < state_.log.nr_regions(); ++r) regions.push_back(r);
+    }
+    Send(AbsentMsg{gone, regions});
   }
   if (!state_.awaiting_free.empty()) {
     // The merged map is durable before any departed slot is released (H2/H4).
     PersistInSync(true);
-    for (NodeId gone : state_.awaiting_free) {
+    for (const auto& [slot, gone] : state_.awaiting_free) {
       if (device_failed_) break;
-      const uint32_t slot = state_.SlotOf(gone);
-      if (slot == kNoSlot) continue;
       region::SlotRecord freed;
       if (Status w = log_dev_->WriteSlot(slot, freed); !w.ok()) {
         FailDevice(w);

@@ -3,13 +3,14 @@
 //   1 ANNOUNCE    view_id u64, ready u8, generation u64
 //   2 CHECKPOINT  view_id u64, chunk_index u32, chunk_count u32, byte count u32, bytes
 //   3 MARKS       flush_id u64, marks list, clears list
-//   4 OUT_OF_SYNC failed u32, overflow u8, regions list
+//   4 OUT_OF_SYNC failed u32, slot u32, overflow u8, regions list
 //   5 REPORT      failed u32, marked list
 //   6 BUSY        flush_id u64, regions list
 //   7 IDLE        regions list
 //   8 CLAIM       region u64
 //   9 DONE        region u64, in_sync u8
 //  10 SLOT_FREED  node u32, slot u32
+//  11 ABSENT      node u32, regions list
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -31,6 +32,7 @@ enum : uint16_t {
   kClaim = 8,
   kDone = 9,
   kSlotFreed = 10,
+  kAbsent = 11,
 };
 
 struct TypeOf {
@@ -44,6 +46,7 @@ struct TypeOf {
   uint16_t operator()(const ClaimMsg&) const { return kClaim; }
   uint16_t operator()(const DoneMsg&) const { return kDone; }
   uint16_t operator()(const SlotFreedMsg&) const { return kSlotFreed; }
+  uint16_t operator()(const AbsentMsg&) const { return kAbsent; }
 };
 
 struct PayloadWriter {
@@ -66,6 +69,7 @@ struct PayloadWriter {
   }
   void operator()(const OutOfSyncMsg& m) const {
     w.U32(m.failed);
+    w.U32(m.slot);
     w.U8(m.overflow ? 1 : 0);
     w.Regions(m.regions);
   }
@@ -86,6 +90,10 @@ struct PayloadWriter {
   void operator()(const SlotFreedMsg& m) const {
     w.U32(m.node);
     w.U32(m.slot);
+  }
+  void operator()(const AbsentMsg& m) const {
+    w.U32(m.node);
+    w.Regions(m.regions);
   }
 };
 
@@ -120,6 +128,7 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
     case kOutOfSync: {
       OutOfSyncMsg m;
       m.failed = r.U32();
+      m.slot = r.U32();
       m.overflow = r.Bool();
       m.regions = r.Regions();
       return ClusterBody(std::move(m));
@@ -155,6 +164,12 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.slot = r.U32();
       return ClusterBody(m);
     }
+    case kAbsent: {
+      AbsentMsg m;
+      m.node = r.U32();
+      m.regions = r.Regions();
+      return ClusterBody(std::move(m));
+    }
     default:
       return Corrupt("unknown cluster message type " + std::to_string(type));
   }
@@ -165,7 +180,7 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
 const char* ClusterMsgName(const ClusterBody& body) {
   static const char* const kNames[] = {"?",           "ANNOUNCE", "CHECKPOINT", "MARKS",
                                        "OUT_OF_SYNC", "REPORT",   "BUSY",       "IDLE",
-                                       "CLAIM",       "DONE",     "SLOT_FREED"};
+                                       "CLAIM",       "DONE",     "SLOT_FREED", "ABSENT"};
   return kNames[std::visit(TypeOf{}, body)];
 }
 

@@ -49,6 +49,7 @@ struct MarksMsg {
 // clustered-disk: a departed member's dirty regions, read from its slot by the server.
 struct OutOfSyncMsg {
   NodeId failed = 0;
+  uint32_t slot = 0;
   bool overflow = false;  // its slot overflowed: every region
   std::vector<RegionNo> regions;
 };
@@ -80,8 +81,15 @@ struct SlotFreedMsg {
   uint32_t slot = 0;
 };
 
+// clustered-disk: a member whose daemon died on a live node (its kernel may still write):
+// its slot's regions, read by the server, count as busy until it is back.
+struct AbsentMsg {
+  NodeId node = 0;
+  std::vector<RegionNo> regions;
+};
+
 using ClusterBody = std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg,
-                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg>;
+                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg>;
 
 struct ClusterMsg {
   NodeId sender = 0;

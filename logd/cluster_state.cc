@@ -3,8 +3,8 @@
 //   generation u64, server u32, nr_regions u64, region_size u32,
 //   members (u32 count, u32 each), out-of-sync ranges (u32 count, {start u64, length u64}),
 //   owners (u32 count, {region u64, node u32}), dirty sets (u32 count, {node u32, list}),
-//   slot owners (u32 count, {slot u32, node u32}), awaiting_merge (u32 list),
-//   awaiting_free (u32 list), busy (u32 count, {node u32, list}),
+//   slot owners, awaiting_merge, awaiting_free (each u32 count, {slot u32, node u32}),
+//   absent (u32 list), awaiting_absent (u32 list), busy (u32 count, {node u32, list}),
 //   awaiting_reports (u32 count, {failed u32, u32 list})
 #include "logd/cluster_state.h"
 
@@ -43,7 +43,9 @@ uint32_t ClusterState::SlotOf(NodeId node) const {
 
 uint32_t ClusterState::FreeSlot(uint32_t slot_count) const {
   for (uint32_t s = 0; s < slot_count; ++s) {
-    if (!slot_owner.contains(s)) return s;
+    if (!slot_owner.contains(s) && !awaiting_merge.contains(s) && !awaiting_free.contains(s)) {
+      return s;
+    }
   }
   return kNoSlot;
 }
@@ -84,13 +86,15 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint() const {
     w.U32(n);
     w.Regions(log.DirtyOf(n));
   }
-  w.U32(static_cast<uint32_t>(slot_owner.size()));
-  for (auto [slot, node] : slot_owner) {
-    w.U32(slot);
-    w.U32(node);
+  for (const auto* slots : {&slot_owner, &awaiting_merge, &awaiting_free}) {
+    w.U32(static_cast<uint32_t>(slots->size()));
+    for (auto [slot, node] : *slots) {
+      w.U32(slot);
+      w.U32(node);
+    }
   }
-  PutNodes(w, awaiting_merge);
-  PutNodes(w, awaiting_free);
+  PutNodes(w, absent);
+  PutNodes(w, awaiting_absent);
   w.U32(static_cast<uint32_t>(busy.size()));
   for (const auto& [node, regions] : busy) {
     w.U32(node);
@@ -149,13 +153,15 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
       s.log.Mark(node, region);
     }
   }
-  const uint32_t nslots = r.U32();
-  for (uint32_t i = 0; i < nslots && r.ok(); ++i) {
-    const uint32_t slot = r.U32();
-    s.slot_owner[slot] = r.U32();
+  for (auto* slots : {&s.slot_owner, &s.awaiting_merge, &s.awaiting_free}) {
+    const uint32_t nslots = r.U32();
+    for (uint32_t i = 0; i < nslots && r.ok(); ++i) {
+      const uint32_t slot = r.U32();
+      (*slots)[slot] = r.U32();
+    }
   }
-  for (NodeId node : GetNodes(r)) s.awaiting_merge.insert(node);
-  for (NodeId node : GetNodes(r)) s.awaiting_free.insert(node);
+  for (NodeId node : GetNodes(r)) s.absent.insert(node);
+  for (NodeId node : GetNodes(r)) s.awaiting_absent.insert(node);
   const uint32_t nbusy = r.U32();
   for (uint32_t i = 0; i < nbusy && r.ok(); ++i) {
     const NodeId node = r.U32();

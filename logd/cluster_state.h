@@ -27,12 +27,17 @@ struct ClusterState {
   std::vector<NodeId> members;  // ready-or-joining members, CPG order (oldest first)
   NodeId server = 0;
   uint64_t generation = 0;
-  // clustered-disk: which node owns each slot (departed nodes keep theirs until freed).
+  // clustered-disk: which member owns each slot.
   std::map<uint32_t, NodeId> slot_owner;
-  // clustered-disk: departed nodes whose slot has not been merged yet (OUT_OF_SYNC not
-  // delivered), and those merged but whose slot is not yet freed.
-  std::set<NodeId> awaiting_merge;
-  std::set<NodeId> awaiting_free;
+  // clustered-disk: slots of departed nodes (slot -> node) not merged yet (OUT_OF_SYNC not
+  // delivered), and merged but not yet freed. A node that comes back meanwhile gets a
+  // new slot; these stay reserved until freed.
+  std::map<uint32_t, NodeId> awaiting_merge;
+  std::map<uint32_t, NodeId> awaiting_free;
+  // Members whose daemon died on a live node: they keep slot, marks and recovery
+  // ownership. clustered-disk: `awaiting_absent` until the server published their slot.
+  std::set<NodeId> absent;
+  std::set<NodeId> awaiting_absent;
   // Out-of-sync regions each member still has marked (writes may be in flight).
   std::map<NodeId, std::set<RegionNo>> busy;
   // After a failed node's regions went out of sync: members that have not yet re-armed
@@ -44,7 +49,9 @@ struct ClusterState {
   uint32_t FreeSlot(uint32_t slot_count) const;
   bool IsBusy(RegionNo r) const;
   // Recovery may be handed out at all: no merge or report outstanding.
-  bool RecoveryGateOpen() const { return awaiting_merge.empty() && awaiting_reports.empty(); }
+  bool RecoveryGateOpen() const {
+    return awaiting_merge.empty() && awaiting_reports.empty() && awaiting_absent.empty();
+  }
 
   std::vector<uint8_t> EncodeCheckpoint() const;
   static Result<ClusterState> DecodeCheckpoint(std::span<const uint8_t> bytes, uint64_t nr_regions,
