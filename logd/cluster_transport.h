@@ -23,9 +23,10 @@ struct Membership {
   std::vector<NodeId> members;  // after the change, in the group's member order (same on
                                 // every node: oldest member first)
   std::vector<NodeId> left;     // left or failed since the previous change
-  // Parallel to `left`: why. A member whose daemon died on a live node (kProcessDown) may
-  // still have writes in flight from its kernel; only kNodeDown (or kLeft after a clean
-  // shutdown) means nothing more can come from it.
+  // Parallel to `left`: why, as corosync says it. kProcessDown: the daemon exited, the node
+  // is up and its kernel may still write. kNodeDown: the node left the ring — crashed, or
+  // cut off by a partition, or its corosync died under a live daemon; only fencing (quorum
+  // plus power-off) makes it "nothing more can come from it". kLeft: cpg_leave.
   enum class LeaveReason { kLeft, kProcessDown, kNodeDown };
   std::vector<LeaveReason> left_reasons;
   std::vector<NodeId> joined;  // joined since the previous change
@@ -36,7 +37,9 @@ class ClusterHandler {
   virtual ~ClusterHandler() = default;
   // An agreed message, delivered to every member (the sender too) in the same order.
   virtual void OnDeliver(NodeId from, std::span<const uint8_t> message) = 0;
-  // A membership change; the first one after Join includes this node in `joined`.
+  // A membership change; the first one after Join includes this node in `joined`. At a
+  // merge each side sees the other side in `joined`, with the same members and view_id.
+  // After Leave returns ok the handler gets nothing more.
   virtual void OnMembership(const Membership& membership) = 0;
   // The transport is gone (corosync died): the group membership is lost; join again.
   virtual void OnTransportLost() = 0;
@@ -46,10 +49,13 @@ class ClusterTransport {
  public:
   virtual ~ClusterTransport() = default;
   virtual NodeId LocalNode() const = 0;
+  // One member per node per group. kIoError while corosync is down (retry after
+  // OnTransportLost).
   virtual Status Join(const std::string& group, ClusterHandler* handler) = 0;
   virtual Status Leave(const std::string& group) = 0;
   // kBusy: flow control (CS_ERR_TRY_AGAIN); the caller retries later, never fails a
-  // kernel request for it. Messages larger than kMaxClusterMessage are refused.
+  // kernel request for it. kInvalidArgument before the first membership change or for a
+  // message larger than kMaxClusterMessage. A sender's messages arrive in send order.
   virtual Status Multicast(const std::string& group, std::span<const uint8_t> message) = 0;
 };
 
