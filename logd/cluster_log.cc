@@ -87,9 +87,22 @@ void ClusterLog::Answer(const UlogReply& reply) { sink_.Reply(reply); }
 
 void ClusterLog::Pump() {
   while (!pending_.empty()) {
-    if (!TryAnswer(pending_.front())) return;
+    if (!TryAnswer(pending_.front())) break;
     pending_.pop_front();
   }
+  WakeStarvedKernel();
+}
+
+void ClusterLog::WakeStarvedKernel() {
+  if (!kernel_starved_ || rearm_in_flight_ || !ready_ || !options_.rearm_kernel) return;
+  if (PickRecoveryCandidate() == kNoRegion) return;
+  kernel_starved_ = false;
+  rearm_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  options_.rearm_kernel(uuid_, [this, alive] {
+    if (alive.expired() || !*alive.lock()) return;
+    rearm_in_flight_ = false;
+  });
 }
 
 void ClusterLog::Send(const ClusterBody& body) {
@@ -159,7 +172,9 @@ bool ClusterLog::TryAnswer(Pending& p) {
     Answer(reply);
     return true;
   };
-  auto needs_state = [&] { return !ready_; };
+  // Without the state, or without quorum (this side may be the one to be fenced), the
+  // kernel waits.
+  auto needs_state = [&] { return !ready_ || !Quorate(); };
   switch (req.type) {
     case DM_ULOG_PRESUSPEND:
     case DM_ULOG_POSTSUSPEND:
@@ -353,6 +368,7 @@ bool ClusterLog::StepResyncWork(Pending& p, UlogReply& reply) {
   if (p.phase == 0) {
     RegionNo r = PickRecoveryCandidate();
     if (r == kNoRegion) {
+      if (state_.log.SyncCount() < state_.log.nr_regions()) kernel_starved_ = true;
       reply.payload = ResyncWorkPayload(false, 0);
       return true;
     }
@@ -365,6 +381,7 @@ bool ClusterLog::StepResyncWork(Pending& p, UlogReply& reply) {
   if (it == claim_results_.end()) return false;
   const bool won = it->second;
   claim_results_.erase(it);
+  if (!won) kernel_starved_ = true;
   reply.payload = ResyncWorkPayload(won, won ? p.region : 0);
   return true;
 }

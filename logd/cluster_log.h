@@ -55,6 +55,8 @@ class ClusterLog : public ClusterHandler {
   const CtrArgs& args() const { return args_; }
   NodeId node() const { return me_; }
   bool ready() const { return ready_; }
+  // Ready and in a quorate view: answering the kernel.
+  bool serving() const { return ready_ && Quorate(); }
   const ClusterState& state() const { return state_; }
   const region::DirtySet& own_marks() const { return own_dirty_; }
   const ClusterLogStats& stats() const { return stats_; }
@@ -80,6 +82,9 @@ class ClusterLog : public ClusterHandler {
   };
 
   bool disk() const { return log_dev_.has_value(); }
+  bool Quorate() const {
+    return options_.expected_nodes == 0 || 2 * round_.members.size() > options_.expected_nodes;
+  }
   void Log(Severity s, const std::string& message) const;
 
   // Requests (cluster_log.cc).
@@ -141,6 +146,11 @@ class ClusterLog : public ClusterHandler {
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;
   std::set<NodeId> reported_;  // failed nodes this node already reported for
+  // The kernel was told "no resync work" while regions were out of sync; it will not ask
+  // again until woken, so when work appears it is woken with a suspend/resume (rearm).
+  bool kernel_starved_ = false;
+  bool rearm_in_flight_ = false;
+  void WakeStarvedKernel();
 
   std::deque<Pending> pending_;
   std::deque<std::vector<uint8_t>> outbox_;

@@ -164,6 +164,12 @@ void ClusterLog::OnMembership(const Membership& m) {
     for (NodeId back : m.joined) state_.absent.erase(back);
   }
   round_ = Round{m.view_id, m.members, {}, false};
+  if (ready_ && !Quorate()) {
+    // Cut off from the majority: the others go on without us (and fence us). Drop the
+    // state; this node's own marks stay, for the checkpoint it gets when it is back.
+    Log(Severity::kWarning, "lost quorum: dropping the log state until the cluster is back");
+    ready_ = false;
+  }
   Send(AnnounceMsg{m.view_id, ready_, state_.generation});
   DrainOutbox();
 }
@@ -179,6 +185,12 @@ void ClusterLog::OnAnnounce(NodeId from, const AnnounceMsg& m) {
 }
 
 void ClusterLog::Decide() {
+  if (!Quorate()) {
+    Log(Severity::kWarning, "view of " + std::to_string(round_.members.size()) + " of " +
+                                std::to_string(options_.expected_nodes) +
+                                " nodes has no quorum: not serving");
+    return;
+  }
   NodeId first_ready = 0;
   for (NodeId n : round_.members) {
     if (round_.announces[n].ready) {

@@ -47,6 +47,10 @@ struct EngineOptions {
   // barrier for writes in flight, and it resets the kernel's in-sync hint (CLUSTER.md).
   std::function<void(const std::string& uuid, std::function<void()> done)> rearm_kernel;
   BreakVariant break_variant = BreakVariant::kNone;
+  // Cluster size for quorum: a clustered log is served only while the group holds a
+  // majority of this many nodes, so a node cut off (or booting before its ring merged)
+  // never serves alone. 0: no quorum rule (production asks corosync's votequorum).
+  uint32_t expected_nodes = 0;
 };
 
 struct LogCounters {
