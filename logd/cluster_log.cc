@@ -73,7 +73,7 @@ void ClusterLog::Stop() {
 }
 
 bool ClusterLog::AnswersClean(RegionNo r) const {
-  return state_.log.IsClean(r) && !own_dirty_.contains(r) && !state_.IsBusy(r);
+  return !state_.log.IsMarkedByAny(r) && !own_dirty_.contains(r) && !state_.IsBusy(r);
 }
 
 void ClusterLog::Submit(const UlogRequest& request) {
@@ -177,7 +177,10 @@ bool ClusterLog::TryAnswer(Pending& p) {
   auto needs_state = [&] { return !ready_ || !Quorate(); };
   switch (req.type) {
     case DM_ULOG_PRESUSPEND:
+      Answer(reply);
+      return true;
     case DM_ULOG_POSTSUSPEND:
+      hidden_out_of_sync_.clear();  // the kernel is quiesced: it may see the truth now
       Answer(reply);
       return true;
     case DM_ULOG_RESUME:
@@ -234,16 +237,20 @@ bool ClusterLog::TryAnswer(Pending& p) {
       auto r = DecodeRegionPayload(req);
       if (!r.ok()) return fail(r.status());
       if (Status s = state_.log.CheckRegion(*r); !s.ok()) return fail(s);
+      const bool in_sync = KernelSeesInSync(*r);
       if (req.type == DM_ULOG_IS_CLEAN) {
-        reply.payload = S64Payload(AnswersClean(*r) ? 1 : 0);
+        reply.payload = S64Payload(in_sync && AnswersClean(*r) ? 1 : 0);
       } else if (req.type == DM_ULOG_IN_SYNC) {
-        reply.payload = S64Payload(state_.log.InSync(*r) ? 1 : 0);
+        reply.payload = S64Payload(in_sync ? 1 : 0);
       } else {
         // Every out-of-sync region counts as recovering: no node may write a region
         // unmarked (NOSYNC) while another might copy it (H1).
         RegionNo first = state_.log.NextOutOfSync(0);
-        reply.payload = RemoteRecoveringPayload(
-            !state_.log.InSync(*r), first == kNoRegion ? state_.log.nr_regions() : first);
+        while (first != kNoRegion && hidden_out_of_sync_.contains(first)) {
+          first = state_.log.NextOutOfSync(first + 1);
+        }
+        reply.payload =
+            RemoteRecoveringPayload(!in_sync, first == kNoRegion ? state_.log.nr_regions() : first);
       }
       Answer(reply);
       return true;

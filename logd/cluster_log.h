@@ -149,6 +149,15 @@ class ClusterLog : public ClusterHandler {
   // The kernel was told "no resync work" while regions were out of sync; it will not ask
   // again until woken, so when work appears it is woken with a suspend/resume (rearm).
   bool kernel_starved_ = false;
+  // Regions that went out of sync at a failure merge but are still answered "in sync" to
+  // this node's kernel until its rearm suspend has quiesced it (POSTSUSPEND): dm-raid1
+  // asks IN_SYNC twice per write and caches NOSYNC for good if the answers differ, and a
+  // cached NOSYNC region is then written on the primary only, even after another node
+  // resynced it. Recovery of these waits for this node's report, sent after the rearm.
+  std::set<RegionNo> hidden_out_of_sync_;
+  bool KernelSeesInSync(RegionNo r) const {
+    return state_.log.InSync(r) || hidden_out_of_sync_.contains(r);
+  }
   bool rearm_in_flight_ = false;
   void WakeStarvedKernel();
 

@@ -341,7 +341,10 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
     state_.log.MarkAllOutOfSync();
   } else {
     for (RegionNo r : regions) {
-      if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) ++merged;
+      if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) {
+        ++merged;
+        if (options_.rearm_kernel) hidden_out_of_sync_.insert(r);
+      }
     }
   }
   stats_.regions_merged += merged;
@@ -362,6 +365,7 @@ void ClusterLog::ReportAfterRearm(NodeId failed) {
   std::weak_ptr<bool> alive = alive_;
   auto report = [this, alive, failed] {
     if (alive.expired() || !*alive.lock() || !ready_) return;
+    hidden_out_of_sync_.clear();  // the kernel went through a suspend (or has none)
     std::vector<RegionNo> marked;
     for (RegionNo r : own_dirty_) {
       if (!state_.log.InSync(r)) marked.push_back(r);

@@ -1,0 +1,95 @@
+// clog-sim: runs the deterministic cluster simulator over many seeds.
+//   clog-sim --seeds N [--first S] [--nodes K] [--logs L] [--type T] [--break NAME]
+//   clog-sim --seed S --trace          one run, every event printed
+//   clog-sim --break NAME --seeds N --expect-caught
+//                                      a broken variant must be caught within N seeds
+// Prints one line per failing seed with the command that reproduces it, then
+// "seeds: N, violations: V"; exits non-zero when V > 0 (or, with --expect-caught, when
+// nothing was caught).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "tests/sim/sim_world.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"clog-sim: deterministic simulation of the clogd cluster"};
+  uint64_t seeds = 100, first = 1;
+  std::optional<uint64_t> seed;
+  clogd::sim::SimConfig base;
+  std::string break_name = "none";
+  bool trace = false, expect_caught = false, determinism = false, no_faults = false;
+  double workload_s = 20;
+  app.add_option("--seeds", seeds, "how many seeds to run");
+  app.add_option("--first", first, "first seed");
+  app.add_option("--seed", seed, "run this one seed");
+  app.add_option("--nodes", base.nodes, "nodes (1-16)")->check(CLI::Range(1, 16));
+  app.add_option("--logs", base.logs, "mirror logs per node")->check(CLI::Range(1, 8));
+  app.add_option("--type", base.log_type, "clustered-disk, clustered-core or mixed")
+      ->check(CLI::IsMember({"clustered-disk", "clustered-core", "mixed"}));
+  app.add_option("--regions", base.regions, "regions per mirror")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--workload-s", workload_s, "seconds of writes and faults per run");
+  app.add_flag("--no-faults", no_faults, "inject no faults");
+  app.add_option("--break", break_name, "run a deliberately broken variant")
+      ->check(CLI::IsMember([] {
+        auto names = clogd::sim::BreakVariantNames();
+        names.push_back("none");
+        return names;
+      }()));
+  app.add_flag("--trace", trace, "print every event of the run");
+  app.add_flag("--expect-caught", expect_caught, "succeed only if some seed shows a violation");
+  app.add_flag("--check-determinism", determinism, "run each seed twice and compare traces");
+  CLI11_PARSE(app, argc, argv);
+
+  clogd::sim::ParseBreakVariant(break_name, base.break_variant);
+  base.faults = !no_faults;
+  base.workload_us = static_cast<uint64_t>(workload_s * 1e6);
+  if (seed) {
+    first = *seed;
+    seeds = 1;
+  }
+  if (trace) base.trace = [](const std::string& line) { std::cout << line << "\n"; };
+  auto repro = [&](uint64_t s) {
+    std::string cmd = "clog-sim --seed " + std::to_string(s) + " --nodes " +
+                      std::to_string(base.nodes) + " --logs " + std::to_string(base.logs) +
+                      " --type " + base.log_type + " --regions " + std::to_string(base.regions) +
+                      " --workload-s " + std::to_string(workload_s);
+    if (no_faults) cmd += " --no-faults";
+    if (break_name != "none") cmd += " --break " + break_name;
+    return cmd + " --trace";
+  };
+  uint64_t failing = 0;
+  std::optional<uint64_t> first_caught;
+  for (uint64_t s = first; s < first + seeds; ++s) {
+    clogd::sim::SimConfig c = base;
+    c.seed = s;
+    c.hash_trace = determinism;
+    clogd::sim::SimResult r = clogd::sim::RunSimulation(c);
+    if (determinism) {
+      clogd::sim::SimResult again = clogd::sim::RunSimulation(c);
+      if (again.trace_hash != r.trace_hash || again.events != r.events) {
+        r.violations.push_back("not deterministic: two runs of the seed differ");
+      }
+    }
+    if (!r.violations.empty()) {
+      ++failing;
+      if (!first_caught) first_caught = s;
+      std::cout << "seed " << s << ": " << r.violations.size()
+                << " violation(s); first: " << r.violations.front() << "\n  reproduce: " << repro(s)
+                << "\n";
+      if (expect_caught) break;
+    }
+  }
+  std::cout << "seeds: " << (first_caught && expect_caught ? *first_caught - first + 1 : seeds)
+            << ", violations: " << failing << "\n";
+  if (expect_caught) {
+    if (first_caught) {
+      std::cout << "caught " << break_name << " at seed " << *first_caught << "\n";
+      return 0;
+    }
+    std::cout << "NOT caught: " << break_name << " survived " << seeds << " seeds\n";
+    return 1;
+  }
+  return failing == 0 ? 0 : 1;
+}

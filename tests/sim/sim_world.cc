@@ -1,0 +1,32 @@
+// Entry points of the simulator: one run, and the names of the broken variants.
+#include <map>
+
+#include "tests/sim/sim_world_internal.h"
+
+namespace clogd::sim {
+
+SimResult RunSimulation(const SimConfig& config) {
+  World world(config);
+  return world.Run();
+}
+
+bool ParseBreakVariant(const std::string& name, logd::BreakVariant& out) {
+  static const std::map<std::string, logd::BreakVariant> kNames = {
+      {"none", logd::BreakVariant::kNone},
+      {"skip-failed-node-resync", logd::BreakVariant::kSkipFailedNodeResync},
+      {"recover-while-marked", logd::BreakVariant::kRecoverWhileMarked},
+      {"no-flush-durability", logd::BreakVariant::kNoFlushDurability},
+      {"stale-checkpoint", logd::BreakVariant::kStaleCheckpoint},
+  };
+  auto it = kNames.find(name);
+  if (it == kNames.end()) return false;
+  out = it->second;
+  return true;
+}
+
+std::vector<std::string> BreakVariantNames() {
+  return {"skip-failed-node-resync", "recover-while-marked", "no-flush-durability",
+          "stale-checkpoint"};
+}
+
+}  // namespace clogd::sim

@@ -1,0 +1,436 @@
+// The simulated cluster's parts, shared by sim_world.cc (wiring, workload, faults) and
+// sim_world_checks.cc (invariants, quiescence). Internal to the simulator.
+#pragma once
+
+#include <linux/dm-log-userspace.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "logd/log_engine.h"
+#include "region/memory_device.h"
+#include "tests/sim/data_checker.h"
+#include "tests/sim/event_loop.h"
+#include "tests/sim/legs.h"
+#include "tests/sim/mirror_model.h"
+#include "tests/sim/sim_cpg.h"
+#include "tests/sim/sim_rng.h"
+#include "tests/sim/sim_world.h"
+
+namespace clogd::sim {
+
+inline constexpr uint64_t kRegionSectors = 1024;
+
+// Lets a daemon open the shared in-memory log device of a mirror.
+class DeviceRef : public region::BlockDevice {
+ public:
+  explicit DeviceRef(region::MemoryDevice& dev) : dev_(dev) {}
+  uint64_t SizeBytes() const override { return dev_.SizeBytes(); }
+  uint32_t BlockSize() const override { return dev_.BlockSize(); }
+  std::string Name() const override { return dev_.Name(); }
+  Status Read(uint64_t offset, std::span<uint8_t> out) override { return dev_.Read(offset, out); }
+  Status Write(uint64_t offset, std::span<const uint8_t> data) override {
+    return dev_.Write(offset, data);
+  }
+  Status Flush() override { return dev_.Flush(); }
+
+ private:
+  region::MemoryDevice& dev_;
+};
+
+struct Suspect {
+  bool crashed = false;
+  uint64_t generation_at_crash = 0;  // the departure shows as a newer generation
+  std::set<uint64_t> regions;
+};
+
+// One clustered mirror: its legs, log device, data checker, and the regions of departed
+// daemons whose writes may be unresolved.
+struct SimMirror {
+  std::string uuid;
+  std::string type;
+  std::string device_name;
+  std::string ctr;
+  std::unique_ptr<SimLegs> legs;
+  std::unique_ptr<DataChecker> checker;
+  std::unique_ptr<region::MemoryDevice> logdev;
+  std::map<NodeId, Suspect> suspects;
+};
+
+struct SimNode {
+  NodeId id = 0;
+  bool up = true;
+  bool daemon_up = false;
+  uint64_t incarnation = 0;  // daemon process
+  uint64_t boot = 0;         // node boot
+  std::unique_ptr<logd::ClusterTransport> transport;
+  std::unique_ptr<logd::ReplySink> sink;
+  std::unique_ptr<logd::LogEngine> daemon;
+  NodeKernel kernel_shared;
+  std::vector<std::unique_ptr<MirrorModel>> kernels;  // per mirror
+  std::vector<std::set<uint64_t>> writing;            // per mirror: blocks being written
+  // A request the dead daemon had taken is lost; the kernel re-sends it after 15 s.
+  SimTime daemon_died_at = 0;
+  bool daemon_ever_died = false;
+  std::vector<uint64_t> timeouts_seen;  // per mirror
+};
+
+class World {
+ public:
+  explicit World(const SimConfig& c) : c_(c), rng_(c.seed), cpg_(loop_, rng_) {
+    if (c_.trace || c_.hash_trace) {
+      cpg_.SetTraceSink([this](const std::string& line) { Trace(line); });
+    }
+    for (int m = 0; m < c_.logs; ++m) {
+      auto mirror = std::make_unique<SimMirror>();
+      mirror->uuid = "LVM-sim" + std::to_string(m);
+      const bool core = c_.log_type == "clustered-core" ||
+                        (c_.log_type == "mixed" && (c_.seed + uint64_t(m)) % 2 == 1);
+      mirror->type = core ? "clustered-core" : "clustered-disk";
+      mirror->device_name = "/dev/simlog" + std::to_string(m);
+      mirror->legs = std::make_unique<SimLegs>(loop_, rng_, 2, c_.regions, c_.blocks_per_region);
+      mirror->checker = std::make_unique<DataChecker>(*mirror->legs);
+      mirror->logdev = std::make_unique<region::MemoryDevice>(2 << 20, 512, mirror->device_name);
+      mirror->ctr = std::to_string(c_.regions * kRegionSectors) + " " + mirror->type + " " +
+                    (core ? "" : mirror->device_name + " ") + std::to_string(kRegionSectors) +
+                    " nosync";
+      mirrors_.push_back(std::move(mirror));
+    }
+    for (int n = 1; n <= c_.nodes; ++n) {
+      auto node = std::make_unique<SimNode>();
+      node->id = static_cast<NodeId>(n);
+      node->kernels.resize(mirrors_.size());
+      node->writing.resize(mirrors_.size());
+      node->timeouts_seen.resize(mirrors_.size());
+      nodes_.push_back(std::move(node));
+    }
+  }
+
+  SimResult Run() {
+    for (auto& node : nodes_) {
+      StartDaemon(*node);
+      for (size_t m = 0; m < mirrors_.size(); ++m) StartKernel(*node, m);
+    }
+    for (auto& node : nodes_) {
+      for (size_t m = 0; m < mirrors_.size(); ++m) ScheduleWrite(*node, m);
+    }
+    if (c_.faults) ScheduleFaults();
+    const SimTime workload_end = c_.workload_us;
+    while (loop_.Now() <= workload_end && loop_.Step()) {
+      ++result_.events;
+      CheckStep();
+      if (result_.violations.size() > 20) break;
+    }
+    if (result_.violations.empty()) Quiesce();
+    for (auto& mirror : mirrors_) {
+      for (const auto& v : mirror->checker->violations()) Violation(v);
+      result_.writes_acked += mirror->checker->writes_acked();
+    }
+    for (auto& node : nodes_) {
+      for (auto& k : node->kernels) {
+        if (!k) continue;
+        for (const auto& e : k->protocol_errors())
+          Violation("node " + std::to_string(node->id) + ": " + e);
+        result_.regions_recovered += k->stats().regions_recovered;
+      }
+    }
+    return result_;
+  }
+
+ private:
+  void Trace(const std::string& line) {
+    if (c_.hash_trace) {
+      for (unsigned char ch : line)
+        result_.trace_hash = (result_.trace_hash ^ ch) * 1099511628211ull;
+      result_.trace_hash = (result_.trace_hash ^ '\n') * 1099511628211ull;
+    }
+    if (c_.trace) c_.trace(line);
+  }
+
+  std::string Stamp() const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%llu.%06llu",
+                  static_cast<unsigned long long>(loop_.Now() / 1'000'000),
+                  static_cast<unsigned long long>(loop_.Now() % 1'000'000));
+    return buf;
+  }
+
+  void Violation(const std::string& v) {
+    if (result_.violations.size() < 50) {
+      result_.violations.push_back("t=" + Stamp() + " " + v);
+    }
+  }
+
+  SimMirror* MirrorByUuid(const std::string& uuid, size_t* index = nullptr) {
+    for (size_t m = 0; m < mirrors_.size(); ++m) {
+      if (mirrors_[m]->uuid == uuid) {
+        if (index) *index = m;
+        return mirrors_[m].get();
+      }
+    }
+    return nullptr;
+  }
+
+  // --- daemon
+  class KernelSink : public logd::ReplySink {
+   public:
+    KernelSink(World& w, SimNode& n, uint64_t inc) : w_(w), n_(n), inc_(inc) {}
+    void Reply(const logd::UlogReply& reply) override { w_.ToKernel(n_, inc_, reply); }
+
+   private:
+    World& w_;
+    SimNode& n_;
+    uint64_t inc_;
+  };
+
+  void StartDaemon(SimNode& node) {
+    node.daemon_up = true;
+    const uint64_t inc = ++node.incarnation;
+    node.transport = cpg_.TransportFor(node.id);
+    node.sink = std::make_unique<KernelSink>(*this, node, inc);
+    logd::EngineOptions o;
+    o.node_id = node.id;
+    o.break_variant = c_.break_variant;
+    o.expected_nodes = static_cast<uint32_t>(c_.nodes);
+    o.schedule = [this, &node, inc](uint64_t delay, std::function<void()> fn) {
+      loop_.Schedule(delay, [&node, inc, fn = std::move(fn)] {
+        if (node.daemon_up && node.incarnation == inc) fn();
+      });
+    };
+    o.rearm_kernel = [this, &node](const std::string& uuid, std::function<void()> done) {
+      size_t m = 0;
+      MirrorModel* k = MirrorByUuid(uuid, &m) ? node.kernels[m].get() : nullptr;
+      if (k && k->state() == MirrorState::kRunning && k->RearmHint(done).ok()) return;
+      // Not running (starting, stopped, crashed): its hint is fresh or it is gone.
+      loop_.Schedule(1, std::move(done));
+    };
+    if (c_.trace || c_.hash_trace) {
+      o.log = [this, id = node.id](logd::Severity s, const std::string& msg) {
+        Trace(Stamp() + " n" + std::to_string(id) + " clogd " + logd::SeverityName(s) + ": " + msg);
+      };
+    }
+    auto opener = [this](const std::string& dev) -> Result<std::unique_ptr<region::BlockDevice>> {
+      for (auto& mirror : mirrors_) {
+        if (mirror->device_name == dev) {
+          return std::unique_ptr<region::BlockDevice>(std::make_unique<DeviceRef>(*mirror->logdev));
+        }
+      }
+      return NotFound("no simulated device " + dev);
+    };
+    node.daemon = std::make_unique<logd::LogEngine>(opener, o, *node.sink, node.transport.get());
+  }
+
+  // The daemon process dies; the node and its kernel live on.
+  void KillDaemon(SimNode& node) {
+    SnapshotSuspects(node);
+    node.daemon_died_at = loop_.Now();
+    node.daemon_ever_died = true;
+    node.daemon_up = false;
+    node.daemon.reset();
+    node.transport.reset();  // the process exits: CPG reports PROCDOWN
+    node.sink.reset();
+  }
+
+  void ToKernel(SimNode& node, uint64_t inc, const logd::UlogReply& reply) {
+    loop_.Schedule(rng_.Range(20, 200), [this, &node, inc, reply] {
+      if (!node.up || node.incarnation != inc) return;  // that daemon is gone
+      size_t m = 0;
+      if (!MirrorByUuid(reply.uuid, &m) || !node.kernels[m]) return;
+      node.kernels[m]->OnReply(reply);
+    });
+  }
+
+  void ToDaemon(SimNode& node, size_t m, const logd::UlogRequest& req) {
+    const uint64_t boot = node.boot;
+    loop_.Schedule(rng_.Range(20, 200), [this, &node, m, req, boot] {
+      if (!node.up || node.boot != boot) return;
+      if (node.daemon_up) {
+        node.daemon->Submit(req);
+        return;
+      }
+      // No listener: the kernel's send fails with -ESRCH at once.
+      logd::UlogReply r = logd::ReplyTo(req, -ESRCH);
+      if (node.kernels[m]) node.kernels[m]->OnReply(r);
+    });
+  }
+
+  // --- kernel
+  void StartKernel(SimNode& node, size_t m) {
+    SimMirror& mirror = *mirrors_[m];
+    MirrorConfig mc;
+    mc.node = static_cast<int>(node.id);
+    mc.uuid = mirror.uuid;
+    mc.luid = 1000 * node.boot + m + 1;
+    mc.ctr = mirror.ctr;
+    mc.legs = {0, 1};
+    mc.integrated_flush = rng_.OneIn(2);
+    auto k = std::make_unique<MirrorModel>(
+        loop_, rng_, *mirror.legs, mc,
+        [this, &node, m](const logd::UlogRequest& r) { ToDaemon(node, m, r); },
+        mirror.checker.get(), &node.kernel_shared);
+    if (c_.trace || c_.hash_trace) {
+      k->SetTrace([this, id = node.id](const std::string& line) {
+        Trace(Stamp() + " n" + std::to_string(id) + " kernel " + line);
+      });
+    }
+    Status s = k->Start();
+    if (!s.ok())
+      Violation("node " + std::to_string(node.id) + ": mirror start refused: " + s.ToString());
+    node.kernels[m] = std::move(k);
+  }
+
+  // --- workload: each node writes its own blocks (block % nodes), one write per block at
+  // a time, a few in flight.
+  void ScheduleWrite(SimNode& node, size_t m) {
+    const uint64_t boot = node.boot;
+    loop_.Schedule(rng_.Range(300, 3000), [this, &node, m, boot] {
+      if (!node.up || node.boot != boot || loop_.Now() > c_.workload_us) return;
+      Workload(node, m);
+      ScheduleWrite(node, m);
+    });
+  }
+
+  void Workload(SimNode& node, size_t m) {
+    MirrorModel* k = node.kernels[m].get();
+    if (!k || k->state() != MirrorState::kRunning) return;
+    const SimLegs& legs = *mirrors_[m]->legs;
+    const uint64_t per_node = legs.nr_blocks() / uint64_t(c_.nodes);
+    if (per_node == 0) return;
+    // A hot set: most writes go to a few regions, so marks stay in place and overlap.
+    const uint64_t pick =
+        rng_.OneIn(4) ? rng_.Below(per_node) : rng_.Below(std::min<uint64_t>(per_node, 8));
+    const uint64_t block = pick * uint64_t(c_.nodes) + (node.id - 1);
+    if (rng_.OneIn(5)) {
+      k->Read(block, [](Status, uint64_t) {});
+      return;
+    }
+    auto& writing = node.writing[m];
+    if (writing.size() >= 4 || writing.contains(block)) return;
+    writing.insert(block);
+    const uint64_t value = ++next_value_;
+    const uint64_t boot = node.boot;
+    k->Write(block, value, [&node, m, block, boot](Status) {
+      if (node.boot == boot) node.writing[m].erase(block);
+    });
+  }
+
+  // --- faults
+  std::vector<SimNode*> FullyUp() {
+    std::vector<SimNode*> out;
+    for (auto& n : nodes_) {
+      if (n->up && n->daemon_up) out.push_back(n.get());
+    }
+    return out;
+  }
+
+  void ScheduleFaults() {
+    const uint64_t count = rng_.Range(1, 4);
+    for (uint64_t i = 0; i < count; ++i) {
+      const SimTime at = rng_.Range(
+          1'000'000, c_.workload_us > 3'000'000 ? c_.workload_us - 2'000'000 : 1'000'001);
+      const uint64_t kind = rng_.Below(3);
+      loop_.ScheduleAt(at, [this, kind] { InjectFault(kind); });
+    }
+  }
+
+  void InjectFault(uint64_t kind) {
+    auto up = FullyUp();
+    if (kind == 2) {  // a slow leg for a while
+      SimMirror& mirror = *mirrors_[rng_.Below(mirrors_.size())];
+      const int leg = static_cast<int>(rng_.Below(2));
+      mirror.legs->SetSlowFactor(leg, 20);
+      loop_.Schedule(rng_.Range(500'000, 3'000'000),
+                     [&mirror, leg] { mirror.legs->SetSlowFactor(leg, 1); });
+      ++result_.faults_injected;
+      return;
+    }
+    // Stay inside the envelope a cluster runs in: a majority stays up (quorum).
+    if (2 * (up.size() - 1) <= static_cast<size_t>(c_.nodes) || up.size() < 2) return;
+    SimNode& victim = *up[rng_.Below(up.size())];
+    ++result_.faults_injected;
+    if (kind == 0) {
+      Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT node crash");
+      CrashNode(victim);
+      loop_.Schedule(rng_.Range(3'000'000, 8'000'000), [this, &victim] { BootNode(victim); });
+    } else {
+      Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT daemon crash");
+      KillDaemon(victim);
+      loop_.Schedule(rng_.Range(200'000, 3'000'000), [this, &victim] {
+        if (victim.up && !victim.daemon_up) StartDaemon(victim);
+      });
+    }
+  }
+
+  void CrashNode(SimNode& node) {
+    node.up = false;
+    SnapshotSuspects(node);
+    (void)cpg_.CrashNode(node.id);
+    node.up = false;
+    node.daemon_up = false;
+    ++node.boot;
+    for (auto& k : node.kernels) {
+      if (k) k->Crash();
+    }
+    node.daemon.reset();
+    node.transport.reset();
+    node.sink.reset();
+    for (auto& w : node.writing) w.clear();
+  }
+
+  void BootNode(SimNode& node) {
+    if (node.up) return;
+    (void)cpg_.RestartNode(node.id);
+    node.up = true;
+    for (auto& k : node.kernels) k.reset();
+    for (auto& t : node.timeouts_seen) t = 0;
+    node.kernel_shared = NodeKernel{};
+    // corosync comes up after its restart delay; the daemon starts then, the kernel
+    // tables are loaded by the boot scripts after it.
+    loop_.Schedule(cpg_.timing().restart_us + 1000, [this, &node, boot = node.boot] {
+      if (!node.up || node.boot != boot) return;
+      StartDaemon(node);
+      for (size_t m = 0; m < mirrors_.size(); ++m) StartKernel(node, m);
+      if (loop_.Now() <= c_.workload_us) {
+        for (size_t m = 0; m < mirrors_.size(); ++m) ScheduleWrite(node, m);
+      }
+    });
+  }
+
+  // The dead daemon's (or node's) marks: its writes may still be in flight (daemon death)
+  // or have landed on one leg only (crash) until the cluster has dealt with its departure.
+  void SnapshotSuspects(SimNode& node) {
+    if (!node.daemon) return;
+    for (size_t m = 0; m < mirrors_.size(); ++m) {
+      const logd::ClusterLog* cl = node.daemon->FindCluster(mirrors_[m]->uuid);
+      auto& s = mirrors_[m]->suspects[node.id];
+      s.crashed = !node.up;
+      for (const logd::ClusterLog* other : ReadyLogs(m)) {
+        s.generation_at_crash = std::max(s.generation_at_crash, other->state().generation);
+      }
+      if (cl) s.regions.insert(cl->own_marks().begin(), cl->own_marks().end());
+    }
+  }
+
+  // sim_world_checks.cc
+  void CheckStep();
+  void Quiesce();
+  bool Settled(std::string* why);
+  std::vector<const logd::ClusterLog*> ReadyLogs(size_t m);
+
+  const SimConfig& c_;
+  EventLoop loop_;
+  SimRng rng_;
+  SimCpg cpg_;
+  std::vector<std::unique_ptr<SimMirror>> mirrors_;
+  std::vector<std::unique_ptr<SimNode>> nodes_;
+  uint64_t next_value_ = 0;
+  SimResult result_;
+};
+
+}  // namespace clogd::sim
