@@ -200,6 +200,14 @@ bool ClusterLog::TryAnswer(Pending& p) {
       Answer(reply);
       return true;
     case DM_ULOG_MARK_REGION:
+      // Answered only once the marks are durable (disk) or agreed (core), exactly like a
+      // FLUSH carrying them: a daemon that died between a MARK and its FLUSH would lose
+      // them, since the kernel re-sends only the request it is waiting on.
+      if (needs_state()) return false;
+      if (!StepFlush(p, reply)) return false;
+      if (reply.error != 0) return fail(Status(Errc::kIoError, "log device failed"));
+      Answer(reply);
+      return true;
     case DM_ULOG_CLEAR_REGION: {
       if (needs_state()) return false;
       auto regions = DecodeRegionListPayload(req);
@@ -207,14 +215,10 @@ bool ClusterLog::TryAnswer(Pending& p) {
       for (RegionNo r : *regions) {
         if (Status s = state_.log.CheckRegion(r); !s.ok()) return fail(s);
       }
+      if (regions->empty()) return fail(InvalidArgument("CLEAR_REGION without regions"));
+      // Clears are lazy: one lost only means an extra resync of that region.
       for (RegionNo r : *regions) {
-        if (req.type == DM_ULOG_MARK_REGION) {
-          if (own_dirty_.insert(r).second) {
-            slot_dirty_ = true;
-            delta_clears_.erase(r);
-            delta_marks_.insert(r);
-          }
-        } else if (own_dirty_.erase(r) > 0) {
+        if (own_dirty_.erase(r) > 0) {
           slot_dirty_ = true;
           delta_marks_.erase(r);
           delta_clears_.insert(r);
@@ -294,7 +298,7 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
       reply.error = payload.status().ToErrno();
       return true;
     }
-    for (RegionNo r : *payload) {  // integrated flush: the marks ride along
+    for (RegionNo r : *payload) {  // MARK, or integrated FLUSH: the marks ride along
       if (!state_.log.CheckRegion(r).ok()) {
         reply.error = -EINVAL;
         return true;

@@ -302,6 +302,9 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
 
 void ClusterLog::BecomeReady() {
   ready_ = true;
+  // The kernel may have stopped asking for resync work (its in-sync hint): wake it if there
+  // is any to do.
+  if (state_.log.SyncCount() < state_.log.nr_regions()) kernel_starved_ = true;
   state_.absent.erase(me_);
   // A restarted daemon adopts what its kernel still holds marked: the replicated dirty set
   // (core) or its own retained slot (disk).

@@ -251,8 +251,12 @@ UlogReply LocalLog::Handle(const UlogRequest& request) {
     case RequestType::kClearRegion: {
       auto regions = DecodeRegionListPayload(request);
       if (!regions.ok()) return fail(regions.status());
+      // A MARK is durable before it is answered: if the daemon died between a MARK and its
+      // FLUSH the kernel would re-send only the FLUSH. Clears stay lazy (a lost one only
+      // means an extra resync) and reach the device with the next write.
       Status s =
           request.type == DM_ULOG_MARK_REGION ? MarkRegions(*regions) : ClearRegions(*regions);
+      if (s.ok() && request.type == DM_ULOG_MARK_REGION) s = Flush();
       if (!s.ok()) return fail(s);
       return reply;
     }

@@ -321,10 +321,17 @@ class World {
   }
 
   // --- faults
+  // Nodes whose daemon serves every mirror (joined, ready, quorate).
   std::vector<SimNode*> FullyUp() {
     std::vector<SimNode*> out;
     for (auto& n : nodes_) {
-      if (n->up && n->daemon_up) out.push_back(n.get());
+      if (!n->up || !n->daemon_up || !n->daemon) continue;
+      bool serving = true;
+      for (auto& mirror : mirrors_) {
+        const logd::ClusterLog* cl = n->daemon->FindCluster(mirror->uuid);
+        serving = serving && cl && cl->serving();
+      }
+      if (serving) out.push_back(n.get());
     }
     return out;
   }
