@@ -97,11 +97,29 @@ void ClusterLog::WakeStarvedKernel() {
   if (!kernel_starved_ || rearm_in_flight_ || !ready_ || !options_.rearm_kernel) return;
   if (PickRecoveryCandidate() == kNoRegion) return;
   kernel_starved_ = false;
+  Rearm([] {});
+}
+
+void ClusterLog::Rearm(std::function<void()> then) {
+  if (!options_.rearm_kernel) {
+    then();
+    return;
+  }
+  rearm_waiters_.push_back(std::move(then));
+  if (!rearm_in_flight_) StartRearm();
+}
+
+void ClusterLog::StartRearm() {
   rearm_in_flight_ = true;
+  auto waiters = std::make_shared<std::vector<std::function<void()>>>(std::move(rearm_waiters_));
+  rearm_waiters_.clear();
   std::weak_ptr<bool> alive = alive_;
-  options_.rearm_kernel(uuid_, [this, alive] {
+  options_.rearm_kernel(uuid_, [this, alive, waiters] {
     if (alive.expired() || !*alive.lock()) return;
     rearm_in_flight_ = false;
+    for (auto& fn : *waiters) fn();
+    if (!rearm_waiters_.empty()) StartRearm();
+    Pump();
   });
 }
 
@@ -177,10 +195,13 @@ bool ClusterLog::TryAnswer(Pending& p) {
   auto needs_state = [&] { return !ready_ || !Quorate(); };
   switch (req.type) {
     case DM_ULOG_PRESUSPEND:
+      reveal_at_postsuspend_ = hidden_out_of_sync_;
       Answer(reply);
       return true;
     case DM_ULOG_POSTSUSPEND:
-      hidden_out_of_sync_.clear();  // the kernel is quiesced: it may see the truth now
+      // Quiesced: regions hidden before this suspend began may be seen as they are.
+      for (RegionNo r : reveal_at_postsuspend_) hidden_out_of_sync_.erase(r);
+      reveal_at_postsuspend_.clear();
       Answer(reply);
       return true;
     case DM_ULOG_RESUME:
@@ -303,6 +324,7 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
         reply.error = -EINVAL;
         return true;
       }
+      adopted_marks_.erase(r);  // the kernel holds it marked: not stale
       if (own_dirty_.insert(r).second) {
         slot_dirty_ = true;
         delta_clears_.erase(r);
@@ -425,6 +447,52 @@ std::string ClusterLog::StatusTable() const {
 void ClusterLog::FailDevice(const Status& s) {
   device_failed_ = true;
   Log(Severity::kError, "log device failed: " + s.ToString());
+}
+
+void ClusterLog::DropStaleAdoptedMarks() {
+  for (RegionNo r : adopted_marks_) {
+    if (own_dirty_.erase(r) > 0) {
+      slot_dirty_ = true;
+      delta_marks_.erase(r);
+      delta_clears_.insert(r);
+    }
+  }
+  adopted_marks_.clear();
+  PublishOwnMarks();
+}
+
+void ClusterLog::PublishOwnMarks() {
+  if (!ready_) return;
+  if (disk()) {
+    if (slot_dirty_ && !device_failed_) {
+      region::SlotRecord rec;
+      rec.node_id = me_;
+      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
+      const uint32_t slot = state_.SlotOf(me_);
+      if (slot != kNoSlot) {
+        if (Status s = log_dev_->WriteSlot(slot, rec); !s.ok()) {
+          FailDevice(s);
+          return;
+        }
+        slot_dirty_ = false;
+      }
+    }
+    std::vector<RegionNo> idle;
+    if (auto mine = state_.busy.find(me_); mine != state_.busy.end()) {
+      for (RegionNo r : mine->second) {
+        if (!own_dirty_.contains(r)) idle.push_back(r);
+      }
+    }
+    if (!idle.empty()) Send(IdleMsg{idle});
+    delta_marks_.clear();
+    delta_clears_.clear();
+  } else if (!delta_marks_.empty() || !delta_clears_.empty()) {
+    Send(MarksMsg{next_id_++,
+                  {delta_marks_.begin(), delta_marks_.end()},
+                  {delta_clears_.begin(), delta_clears_.end()}});
+    delta_marks_.clear();
+    delta_clears_.clear();
+  }
 }
 
 }  // namespace clogd::logd

@@ -113,7 +113,7 @@ class ClusterLog : public ClusterHandler {
   void BecomeReady();
   void ServerDuties();
   void MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow);
-  void ReportAfterRearm(NodeId failed);
+  void ReportAfterRearm(NodeId failed, std::vector<RegionNo> hidden = {});
   void PersistInSync(bool force);
   void FailDevice(const Status& s);
 
@@ -155,11 +155,25 @@ class ClusterLog : public ClusterHandler {
   // cached NOSYNC region is then written on the primary only, even after another node
   // resynced it. Recovery of these waits for this node's report, sent after the rearm.
   std::set<RegionNo> hidden_out_of_sync_;
+  std::set<RegionNo> reveal_at_postsuspend_;  // hidden before the current suspend began
+  // A restarted daemon inherits its predecessor's marks, some of them stale (a CLEAR the
+  // dead daemon answered but never published). After one rearm has drained the kernel,
+  // every inherited mark the kernel did not mark again is released.
+  std::set<RegionNo> adopted_marks_;
+  void DropStaleAdoptedMarks();
+  // Publishes this node's pending mark changes now (slot write / MARKS, IDLE).
+  void PublishOwnMarks();
   bool KernelSeesInSync(RegionNo r) const {
     return state_.log.InSync(r) || hidden_out_of_sync_.contains(r);
   }
   bool rearm_in_flight_ = false;
   void WakeStarvedKernel();
+  // Runs `then` after a complete suspend/resume of the local mirror that began after this
+  // call (one at a time; requests made meanwhile share the next one). At once without a
+  // rearm hook.
+  void Rearm(std::function<void()> then);
+  void StartRearm();
+  std::vector<std::function<void()>> rearm_waiters_;
 
   std::deque<Pending> pending_;
   std::deque<std::vector<uint8_t>> outbox_;

@@ -309,6 +309,7 @@ void ClusterLog::BecomeReady() {
   // A restarted daemon adopts what its kernel still holds marked: the replicated dirty set
   // (core) or its own retained slot (disk).
   for (RegionNo r : state_.log.DirtyOf(me_)) own_dirty_.insert(r);
+  const bool inherited = !state_.log.DirtyOf(me_).empty() || state_.busy.contains(me_);
   if (disk()) {
     Status s = log_dev_->Reload();  // another node may own what we last read
     const uint32_t slot = state_.SlotOf(me_);
@@ -334,11 +335,16 @@ void ClusterLog::BecomeReady() {
     }
     if (!s.ok()) FailDevice(s);
   }
+  if ((inherited || !own_dirty_.empty()) && options_.rearm_kernel) {
+    adopted_marks_ = own_dirty_;
+    Rearm([this] { DropStaleAdoptedMarks(); });
+  }
 }
 
 void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow) {
   if (options_.break_variant == BreakVariant::kSkipFailedNodeResync) return;
   uint64_t merged = 0;
+  std::vector<RegionNo> hidden;
   if (overflow) {
     merged = state_.log.SyncCount();
     state_.log.MarkAllOutOfSync();
@@ -346,7 +352,10 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
     for (RegionNo r : regions) {
       if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) {
         ++merged;
-        if (options_.rearm_kernel) hidden_out_of_sync_.insert(r);
+        if (options_.rearm_kernel) {
+          hidden_out_of_sync_.insert(r);
+          hidden.push_back(r);
+        }
       }
     }
   }
@@ -360,26 +369,24 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   state_.awaiting_reports[node] = {state_.members.begin(), state_.members.end()};
   state_.awaiting_reports[node].erase(node);
   reported_.erase(node);
-  ReportAfterRearm(node);
+  ReportAfterRearm(node, std::move(hidden));
 }
 
-void ClusterLog::ReportAfterRearm(NodeId failed) {
+void ClusterLog::ReportAfterRearm(NodeId failed, std::vector<RegionNo> hidden) {
   reported_.insert(failed);
   std::weak_ptr<bool> alive = alive_;
-  auto report = [this, alive, failed] {
+  auto report = [this, alive, failed, hidden = std::move(hidden)] {
     if (alive.expired() || !*alive.lock() || !ready_) return;
-    hidden_out_of_sync_.clear();  // the kernel went through a suspend (or has none)
+    // The kernel went through a suspend that began after the merge (its POSTSUSPEND
+    // revealed these), or it has no running table: either way it may see them now.
+    for (RegionNo r : hidden) hidden_out_of_sync_.erase(r);
     std::vector<RegionNo> marked;
     for (RegionNo r : own_dirty_) {
       if (!state_.log.InSync(r)) marked.push_back(r);
     }
     Send(ReportMsg{failed, marked});
   };
-  if (options_.rearm_kernel) {
-    options_.rearm_kernel(uuid_, report);
-  } else {
-    report();
-  }
+  Rearm(report);
 }
 
 void ClusterLog::ServerDuties() {

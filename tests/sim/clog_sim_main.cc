@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   clogd::sim::SimConfig base;
   std::string break_name = "none";
   bool trace = false, expect_caught = false, determinism = false, no_faults = false;
-  double workload_s = 20;
+  double workload_s = 8;
   app.add_option("--seeds", seeds, "how many seeds to run");
   app.add_option("--first", first, "first seed");
   app.add_option("--seed", seed, "run this one seed");

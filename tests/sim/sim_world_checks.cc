@@ -20,6 +20,10 @@ std::vector<const logd::ClusterLog*> World::ReadyLogs(size_t m) {
 }
 
 void World::CheckStep() {
+  // Regions whose legs changed are checked after every event; all of them every 10 ms of
+  // virtual time (a region can also become "clean" by a delivery while its legs differ).
+  const bool full = loop_.Now() >= next_full_check_;
+  if (full) next_full_check_ = loop_.Now() + 10'000;
   for (size_t m = 0; m < mirrors_.size(); ++m) {
     SimMirror& mirror = *mirrors_[m];
     const auto ready = ReadyLogs(m);
@@ -43,7 +47,14 @@ void World::CheckStep() {
       }
       it = resolved ? mirror.suspects.erase(it) : std::next(it);
     }
-    for (uint64_t r = 0; r < c_.regions; ++r) {
+    std::vector<uint64_t> regions;
+    if (full) {
+      for (uint64_t r = 0; r < c_.regions; ++r) regions.push_back(r);
+    } else {
+      regions.assign(mirror.touched.begin(), mirror.touched.end());
+    }
+    mirror.touched.clear();
+    for (uint64_t r : regions) {
       bool clean = true;
       for (const logd::ClusterLog* cl : ready) {
         if (!cl->AnswersInSync(r) || cl->own_marks().contains(r) || cl->state().IsBusy(r) ||
@@ -95,10 +106,25 @@ bool World::Settled(std::string* why) {
     for (const logd::ClusterLog* cl : ready) {
       if (cl->state().log.SyncCount() != c_.regions || cl->state().recovery.InFlight() != 0 ||
           cl->pending_requests() != 0) {
+        const logd::ClusterState& st = cl->state();
+        std::string detail;
+        for (region::RegionNo r = st.log.NextOutOfSync(0);
+             r != region::kNoRegion && detail.size() < 200; r = st.log.NextOutOfSync(r + 1)) {
+          detail += " r" + std::to_string(r);
+          if (auto o = st.recovery.Owner(r)) detail += "(owner n" + std::to_string(*o) + ")";
+          for (const auto& [n, regions] : st.busy) {
+            if (regions.contains(r)) detail += "(busy n" + std::to_string(n) + ")";
+          }
+          if (st.log.IsMarkedByAny(r)) detail += "(marked)";
+        }
+        for (const auto& [failed, nodes] : st.awaiting_reports) {
+          detail += " awaiting reports for n" + std::to_string(failed) + " from";
+          for (NodeId n : nodes) detail += " n" + std::to_string(n);
+        }
         *why = mirror.uuid + " node " + std::to_string(cl->node()) + ": " +
-               std::to_string(cl->state().log.SyncCount()) + "/" + std::to_string(c_.regions) +
-               " in sync, " + std::to_string(cl->state().recovery.InFlight()) + " recovering, " +
-               std::to_string(cl->pending_requests()) + " requests pending";
+               std::to_string(st.log.SyncCount()) + "/" + std::to_string(c_.regions) +
+               " in sync, " + std::to_string(st.recovery.InFlight()) + " recovering, " +
+               std::to_string(cl->pending_requests()) + " requests pending; out of sync:" + detail;
         return false;
       }
     }

@@ -61,6 +61,7 @@ struct SimMirror {
   std::unique_ptr<DataChecker> checker;
   std::unique_ptr<region::MemoryDevice> logdev;
   std::map<NodeId, Suspect> suspects;
+  std::set<uint64_t> touched;  // regions whose leg data changed since the last check
 };
 
 struct SimNode {
@@ -96,6 +97,9 @@ class World {
       mirror->device_name = "/dev/simlog" + std::to_string(m);
       mirror->legs = std::make_unique<SimLegs>(loop_, rng_, 2, c_.regions, c_.blocks_per_region);
       mirror->checker = std::make_unique<DataChecker>(*mirror->legs);
+      mirror->legs->AddLandingObserver([m = mirror.get()](int, int, uint64_t block, uint64_t) {
+        m->touched.insert(block / m->legs->blocks_per_region());
+      });
       mirror->logdev = std::make_unique<region::MemoryDevice>(2 << 20, 512, mirror->device_name);
       mirror->ctr = std::to_string(c_.regions * kRegionSectors) + " " + mirror->type + " " +
                     (core ? "" : mirror->device_name + " ") + std::to_string(kRegionSectors) +
@@ -204,11 +208,7 @@ class World {
       });
     };
     o.rearm_kernel = [this, &node](const std::string& uuid, std::function<void()> done) {
-      size_t m = 0;
-      MirrorModel* k = MirrorByUuid(uuid, &m) ? node.kernels[m].get() : nullptr;
-      if (k && k->state() == MirrorState::kRunning && k->RearmHint(done).ok()) return;
-      // Not running (starting, stopped, crashed): its hint is fresh or it is gone.
-      loop_.Schedule(1, std::move(done));
+      Rearm(node, uuid, std::move(done));
     };
     if (c_.trace || c_.hash_trace) {
       o.log = [this, id = node.id](logd::Severity s, const std::string& msg) {
@@ -224,6 +224,22 @@ class World {
       return NotFound("no simulated device " + dev);
     };
     node.daemon = std::make_unique<logd::LogEngine>(opener, o, *node.sink, node.transport.get());
+  }
+
+  // What the daemon's rearm hook does on a real node (a noflush suspend/resume with
+  // libdevmapper): waits for a suspend already under way, then runs a full cycle. A table
+  // that is not running (loading, stopped, gone) needs none.
+  void Rearm(SimNode& node, const std::string& uuid, std::function<void()> done) {
+    size_t m = 0;
+    MirrorModel* k = MirrorByUuid(uuid, &m) ? node.kernels[m].get() : nullptr;
+    if (k && k->state() == MirrorState::kSuspending) {
+      loop_.Schedule(1000, [this, &node, uuid, done = std::move(done), boot = node.boot]() mutable {
+        if (node.up && node.boot == boot) Rearm(node, uuid, std::move(done));
+      });
+      return;
+    }
+    if (k && k->state() == MirrorState::kRunning && k->RearmHint(done).ok()) return;
+    loop_.Schedule(1, std::move(done));
   }
 
   // The daemon process dies; the node and its kernel live on.
@@ -289,7 +305,7 @@ class World {
   // a time, a few in flight.
   void ScheduleWrite(SimNode& node, size_t m) {
     const uint64_t boot = node.boot;
-    loop_.Schedule(rng_.Range(300, 3000), [this, &node, m, boot] {
+    loop_.Schedule(rng_.Range(1000, 6000), [this, &node, m, boot] {
       if (!node.up || node.boot != boot || loop_.Now() > c_.workload_us) return;
       Workload(node, m);
       ScheduleWrite(node, m);
@@ -437,6 +453,7 @@ class World {
   std::vector<std::unique_ptr<SimMirror>> mirrors_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
   uint64_t next_value_ = 0;
+  SimTime next_full_check_ = 0;
   SimResult result_;
 };
 
