@@ -196,12 +196,15 @@ bool ClusterLog::TryAnswer(Pending& p) {
   switch (req.type) {
     case DM_ULOG_PRESUSPEND:
       reveal_at_postsuspend_ = hidden_out_of_sync_;
+      reveal_all_at_postsuspend_ = hide_all_out_of_sync_;
       Answer(reply);
       return true;
     case DM_ULOG_POSTSUSPEND:
       // Quiesced: regions hidden before this suspend began may be seen as they are.
       for (RegionNo r : reveal_at_postsuspend_) hidden_out_of_sync_.erase(r);
       reveal_at_postsuspend_.clear();
+      if (reveal_all_at_postsuspend_) hide_all_out_of_sync_ = false;
+      reveal_all_at_postsuspend_ = false;
       Answer(reply);
       return true;
     case DM_ULOG_RESUME:
@@ -271,7 +274,8 @@ bool ClusterLog::TryAnswer(Pending& p) {
         // Every out-of-sync region counts as recovering: no node may write a region
         // unmarked (NOSYNC) while another might copy it (H1).
         RegionNo first = state_.log.NextOutOfSync(0);
-        while (first != kNoRegion && hidden_out_of_sync_.contains(first)) {
+        while (first != kNoRegion &&
+               (hide_all_out_of_sync_ || hidden_out_of_sync_.contains(first))) {
           first = state_.log.NextOutOfSync(first + 1);
         }
         reply.payload =

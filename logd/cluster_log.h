@@ -163,8 +163,12 @@ class ClusterLog : public ClusterHandler {
   void DropStaleAdoptedMarks();
   // Publishes this node's pending mark changes now (slot write / MARKS, IDLE).
   void PublishOwnMarks();
+  // A daemon that (re)joins does not know what its running kernel has seen: every
+  // out-of-sync region is hidden until its first rearm.
+  bool hide_all_out_of_sync_ = false;
+  bool reveal_all_at_postsuspend_ = false;
   bool KernelSeesInSync(RegionNo r) const {
-    return state_.log.InSync(r) || hidden_out_of_sync_.contains(r);
+    return state_.log.InSync(r) || hide_all_out_of_sync_ || hidden_out_of_sync_.contains(r);
   }
   bool rearm_in_flight_ = false;
   void WakeStarvedKernel();

@@ -335,9 +335,17 @@ void ClusterLog::BecomeReady() {
     }
     if (!s.ok()) FailDevice(s);
   }
-  if ((inherited || !own_dirty_.empty()) && options_.rearm_kernel) {
-    adopted_marks_ = own_dirty_;
-    Rearm([this] { DropStaleAdoptedMarks(); });
+  if (options_.rearm_kernel) {
+    // This node's kernel may be running with views older than this state (the daemon
+    // restarted under it): until a suspend has quiesced it, it sees every region in sync.
+    if (state_.log.SyncCount() < state_.log.nr_regions()) {
+      hide_all_out_of_sync_ = true;
+      Rearm([this] { hide_all_out_of_sync_ = false; });
+    }
+    if (inherited || !own_dirty_.empty()) {
+      adopted_marks_ = own_dirty_;
+      Rearm([this] { DropStaleAdoptedMarks(); });
+    }
   }
 }
 
