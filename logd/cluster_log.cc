@@ -395,6 +395,7 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
     p.wait_id = 0;
   }
   // Never let a write start on a region another node is copying.
+  if (options_.break_variant == BreakVariant::kRecoverWhileMarked) return true;
   for (RegionNo r : p.new_marks) {
     if (state_.recovery.IsRecoveringByOther(r, me_)) return false;
   }
