@@ -240,14 +240,18 @@ bool ClusterLog::TryAnswer(Pending& p) {
         if (Status s = state_.log.CheckRegion(r); !s.ok()) return fail(s);
       }
       if (regions->empty()) return fail(InvalidArgument("CLEAR_REGION without regions"));
-      // Clears are lazy: one lost only means an extra resync of that region.
+      // Clears are lazy (one lost only means an extra resync) unless a region is out of
+      // sync: its recovery waits for this clear, and the kernel may send no FLUSH after it.
+      bool waited_for = false;
       for (RegionNo r : *regions) {
         if (own_dirty_.erase(r) > 0) {
           slot_dirty_ = true;
           delta_marks_.erase(r);
           delta_clears_.insert(r);
+          waited_for |= !state_.log.InSync(r);
         }
       }
+      if (waited_for) PublishOwnMarks();
       Answer(reply);
       return true;
     }
