@@ -164,7 +164,7 @@ bool ClusterLog::Claimable(RegionNo r) const {
          (options_.break_variant == BreakVariant::kRecoverWhileMarked || !own_dirty_.contains(r));
 }
 
-RegionNo ClusterLog::PickRecoveryCandidate() {
+RegionNo ClusterLog::PickRecoveryCandidate() const {
   // Spread nodes over the map so they recover in parallel: start at a node-dependent
   // offset, then wrap.
   const uint64_t n = state_.log.nr_regions();

@@ -65,6 +65,8 @@ class ClusterLog : public ClusterHandler {
   // The in-sync map and marks as this node would answer IN_SYNC / IS_CLEAN.
   bool AnswersInSync(RegionNo r) const { return state_.log.InSync(r); }
   bool AnswersClean(RegionNo r) const;
+  // The out-of-sync region this node would claim next (kNoRegion if none may be).
+  RegionNo PickRecoveryCandidate() const;
 
  private:
   struct Pending {
@@ -95,7 +97,6 @@ class ClusterLog : public ClusterHandler {
   void Answer(const UlogReply& reply);
   void Send(const ClusterBody& body);
   void DrainOutbox();
-  RegionNo PickRecoveryCandidate();
   // From replicated state only (every member decides a CLAIM the same way).
   bool ClaimableAnywhere(RegionNo r) const;
   // ClaimableAnywhere, and not marked by this node (for picking a candidate).
