@@ -216,11 +216,11 @@ bool ClusterLog::TryAnswer(Pending& p) {
       Answer(reply);
       return true;
     case DM_ULOG_STATUS_INFO:
-      reply.payload = StringPayload(StatusInfo());
+      reply.payload = StringPayload(LogStatusInfo(args_, device_failed_));
       Answer(reply);
       return true;
     case DM_ULOG_STATUS_TABLE:
-      reply.payload = StringPayload(StatusTable());
+      reply.payload = StringPayload(LogStatusTable(args_));
       Answer(reply);
       return true;
     case DM_ULOG_MARK_REGION:
@@ -426,31 +426,6 @@ bool ClusterLog::StepResyncWork(Pending& p, UlogReply& reply) {
   if (!won) kernel_starved_ = true;
   reply.payload = ResyncWorkPayload(won, won ? p.region : 0);
   return true;
-}
-
-std::string ClusterLog::StatusInfo() const {
-  if (!IsDiskLog(args_.type)) return std::string("1 ") + LogTypeName(args_.type);
-  return std::string("3 ") + LogTypeName(args_.type) + " " + args_.device + " " +
-         (device_failed_ ? "D" : "A");
-}
-
-std::string ClusterLog::StatusTable() const {
-  unsigned argc = 1;
-  std::string rest;
-  if (IsDiskLog(args_.type)) {
-    ++argc;
-    rest += args_.device + " ";
-  }
-  rest += std::to_string(args_.region_size) + " ";
-  if (args_.sync != SyncMode::kDefault) {
-    ++argc;
-    rest += args_.sync == SyncMode::kNoSync ? "nosync " : "sync ";
-  }
-  if (args_.block_on_error) {
-    ++argc;
-    rest += "block_on_error ";
-  }
-  return std::string(LogTypeName(args_.type)) + " " + std::to_string(argc) + " " + rest;
 }
 
 void ClusterLog::FailDevice(const Status& s) {

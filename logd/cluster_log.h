@@ -101,8 +101,6 @@ class ClusterLog : public ClusterHandler {
   bool ClaimableAnywhere(RegionNo r) const;
   // ClaimableAnywhere, and not marked by this node (for picking a candidate).
   bool Claimable(RegionNo r) const;
-  std::string StatusInfo() const;
-  std::string StatusTable() const;
 
   // Events (cluster_log_events.cc).
   void Apply(const ClusterMsg& msg);

@@ -270,4 +270,29 @@ Result<CtrArgs> ParseCtrString(std::string_view ctr) {
   return args;
 }
 
+std::string LogStatusInfo(const CtrArgs& args, bool device_failed) {
+  if (!IsDiskLog(args.type)) return std::string("1 ") + LogTypeName(args.type);
+  return std::string("3 ") + LogTypeName(args.type) + " " + args.device + " " +
+         (device_failed ? "D" : "A");
+}
+
+std::string LogStatusTable(const CtrArgs& args) {
+  unsigned argc = 1;
+  std::string rest;
+  if (IsDiskLog(args.type)) {
+    ++argc;
+    rest += args.device + " ";
+  }
+  rest += std::to_string(args.region_size) + " ";
+  if (args.sync != SyncMode::kDefault) {
+    ++argc;
+    rest += args.sync == SyncMode::kNoSync ? "nosync " : "sync ";
+  }
+  if (args.block_on_error) {
+    ++argc;
+    rest += "block_on_error ";
+  }
+  return std::string(LogTypeName(args.type)) + " " + std::to_string(argc) + " " + rest;
+}
+
 }  // namespace clogd::logd

@@ -36,6 +36,13 @@ struct CtrArgs {
   std::string ToArgString() const;
 };
 
+// The log's STATUS_INFO as dm-log formats it: "3 <type> <dev> A|D" for disk types (D: the
+// device failed), "1 <type>" for core types.
+std::string LogStatusInfo(const CtrArgs& args, bool device_failed);
+// The log's STATUS_TABLE, dm-log's shape: "<type> <#args> [dev] <region size> [sync|nosync]
+// [block_on_error] " — ending with a space, because dm-raid1 appends the leg count.
+std::string LogStatusTable(const CtrArgs& args);
+
 // Refuses with a message naming the bad argument: a missing or non-numeric target
 // length; an unknown log type; a missing device for a disk type; a missing, zero,
 // non-numeric or non-power-of-two region size; unknown or repeated options; extra words.

@@ -164,32 +164,6 @@ Status LocalLog::Flush() {
   return s;
 }
 
-std::string LocalLog::StatusInfo() const {
-  if (!IsDiskLog(args_.type)) return std::string("1 ") + LogTypeName(args_.type);
-  return std::string("3 ") + LogTypeName(args_.type) + " " + args_.device + " " +
-         (device_failed_ ? "D" : "A");
-}
-
-std::string LocalLog::StatusTable() const {
-  // Same shape as dm-log's table status: "<type> <#args> [dev] <region size> [opts] ".
-  unsigned argc = 1;
-  std::string rest;
-  if (IsDiskLog(args_.type)) {
-    ++argc;
-    rest += args_.device + " ";
-  }
-  rest += std::to_string(args_.region_size) + " ";
-  if (args_.sync != SyncMode::kDefault) {
-    ++argc;
-    rest += args_.sync == SyncMode::kNoSync ? "nosync " : "sync ";
-  }
-  if (args_.block_on_error) {
-    ++argc;
-    rest += "block_on_error ";
-  }
-  return std::string(LogTypeName(args_.type)) + " " + std::to_string(argc) + " " + rest;
-}
-
 UlogReply LocalLog::Handle(const UlogRequest& request) {
   ++counters_.requests;
   UlogReply reply = ReplyTo(request);
@@ -287,10 +261,10 @@ UlogReply LocalLog::Handle(const UlogRequest& request) {
       reply.payload = U64Payload(state_.SyncCount());
       return reply;
     case RequestType::kStatusInfo:
-      reply.payload = StringPayload(StatusInfo());
+      reply.payload = StringPayload(LogStatusInfo(args_, device_failed_));
       return reply;
     case RequestType::kStatusTable:
-      reply.payload = StringPayload(StatusTable());
+      reply.payload = StringPayload(LogStatusTable(args_));
       return reply;
     case RequestType::kIsRemoteRecovering: {
       auto r = DecodeRegionPayload(request);

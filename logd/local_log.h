@@ -95,8 +95,6 @@ class LocalLog {
   Status MarkRegions(std::span<const uint64_t> regions);
   Status ClearRegions(std::span<const uint64_t> regions);
   Status PersistInSync(bool force);
-  std::string StatusInfo() const;
-  std::string StatusTable() const;
   void Log(Severity s, const std::string& message) const;
 
   std::string uuid_;

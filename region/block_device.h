@@ -30,6 +30,24 @@ class BlockDevice {
   virtual Status Flush() = 0;
 };
 
+// A non-owning BlockDevice that forwards to another one: lets several users (engines,
+// simulated nodes, tests) open the same device while its owner keeps it alive.
+class BlockDeviceRef : public BlockDevice {
+ public:
+  explicit BlockDeviceRef(BlockDevice& dev) : dev_(dev) {}
+  uint64_t SizeBytes() const override { return dev_.SizeBytes(); }
+  uint32_t BlockSize() const override { return dev_.BlockSize(); }
+  std::string Name() const override { return dev_.Name(); }
+  Status Read(uint64_t offset, std::span<uint8_t> out) override { return dev_.Read(offset, out); }
+  Status Write(uint64_t offset, std::span<const uint8_t> data) override {
+    return dev_.Write(offset, data);
+  }
+  Status Flush() override { return dev_.Flush(); }
+
+ private:
+  BlockDevice& dev_;
+};
+
 // Opens a file or block device with O_DIRECT. Flush() is fdatasync(), which on a block
 // device also flushes the disk's volatile write cache.
 Result<std::unique_ptr<BlockDevice>> OpenDirectDevice(const std::string& path);

@@ -13,6 +13,7 @@
 #include "logd/cluster_state.h"
 #include "logd/log_engine.h"
 #include "region/memory_device.h"
+#include "tests/bench/per_request_main.h"
 
 namespace clogd::logd {
 namespace {
@@ -100,11 +101,6 @@ struct ClusterFixture {
   uint32_t seq = 0;
 };
 
-void Report(benchmark::State& state, int64_t requests_per_iteration) {
-  state.SetItemsProcessed(state.iterations() * requests_per_iteration);
-  state.counters["requests_per_iter"] = static_cast<double>(requests_per_iteration);
-}
-
 // MARK, FLUSH, CLEAR, FLUSH of one region: the write path of one burst.
 void BM_ClusterWritePath(benchmark::State& state, const char* type) {
   ClusterFixture f(type);
@@ -118,7 +114,7 @@ void BM_ClusterWritePath(benchmark::State& state, const char* type) {
     f.SendFrame(clear);
     f.SendFrame(flush);
   }
-  Report(state, 4);
+  clogd::bench::ReportRequests(state, 4);
   state.counters["cpg_messages_per_burst"] =
       static_cast<double>(f.net.messages - before) / static_cast<double>(state.iterations());
 }
@@ -129,7 +125,7 @@ void BM_ClusterInSync(benchmark::State& state, const char* type) {
   ClusterFixture f(type);
   auto q = f.Frame(DM_ULOG_IN_SYNC, U64Payload(1234));
   for (auto _ : state) f.SendFrame(q);
-  Report(state, 1);
+  clogd::bench::ReportRequests(state, 1);
 }
 BENCHMARK_CAPTURE(BM_ClusterInSync, clustered_core, "clustered-core");
 BENCHMARK_CAPTURE(BM_ClusterInSync, clustered_disk, "clustered-disk");
@@ -200,27 +196,7 @@ void BM_RecoveryAssign(benchmark::State& state) {
 }
 BENCHMARK(BM_RecoveryAssign);
 
-class PerRequestReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      auto it = run.counters.find("requests_per_iter");
-      if (it == run.counters.end() || it->second.value <= 0) continue;
-      std::printf("  %-40s %8.1f ns CPU per request\n", run.benchmark_name().c_str(),
-                  run.GetAdjustedCPUTime() / it->second.value);
-    }
-  }
-};
-
 }  // namespace
 }  // namespace clogd::logd
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  clogd::logd::PerRequestReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return clogd::bench::RunBenchmarks(argc, argv); }

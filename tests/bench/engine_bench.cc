@@ -10,6 +10,7 @@
 
 #include "logd/log_engine.h"
 #include "region/memory_device.h"
+#include "tests/bench/per_request_main.h"
 
 namespace clogd::logd {
 namespace {
@@ -68,19 +69,11 @@ class Fixture {
 
 std::vector<uint8_t> RegionPayload(uint64_t r) { return U64Payload(r); }
 
-// Reports both the request rate and its inverse, ns per request.
-void Report(benchmark::State& state, int64_t requests_per_iteration) {
-  const auto requests = static_cast<double>(state.iterations() * requests_per_iteration);
-  state.SetItemsProcessed(state.iterations() * requests_per_iteration);
-  (void)requests;
-  state.counters["requests_per_iter"] = static_cast<double>(requests_per_iteration);
-}
-
 void BM_InSync(benchmark::State& state) {
   Fixture f(1 << 16);
   auto frame = f.Frame(DM_ULOG_IN_SYNC, RegionPayload(1234));
   for (auto _ : state) f.SendFrame(frame);
-  Report(state, 1);
+  clogd::bench::ReportRequests(state, 1);
 }
 BENCHMARK(BM_InSync);
 
@@ -93,7 +86,7 @@ void BM_MarkClear(benchmark::State& state) {
     f.SendFrame(mark);
     f.SendFrame(clear);
   }
-  Report(state, 2);
+  clogd::bench::ReportRequests(state, 2);
 }
 BENCHMARK(BM_MarkClear);
 
@@ -110,7 +103,7 @@ void BM_MarkFlushClearFlush(benchmark::State& state) {
     f.SendFrame(clear);
     f.SendFrame(flush);
   }
-  Report(state, 4);
+  clogd::bench::ReportRequests(state, 4);
 }
 BENCHMARK(BM_MarkFlushClearFlush);
 
@@ -119,32 +112,11 @@ void BM_FlushNoChange(benchmark::State& state) {
   Fixture f(1 << 16);
   auto flush = f.Frame(DM_ULOG_FLUSH, {});
   for (auto _ : state) f.SendFrame(flush);
-  Report(state, 1);
+  clogd::bench::ReportRequests(state, 1);
 }
 BENCHMARK(BM_FlushNoChange);
-
-// Console output plus one "ns per request" line per benchmark.
-class PerRequestReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      auto it = run.counters.find("requests_per_iter");
-      if (it == run.counters.end() || it->second.value <= 0) continue;
-      std::printf("  %-28s %8.1f ns per request\n", run.benchmark_name().c_str(),
-                  run.GetAdjustedCPUTime() / it->second.value);
-    }
-  }
-};
 
 }  // namespace
 }  // namespace clogd::logd
 
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  clogd::logd::PerRequestReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return clogd::bench::RunBenchmarks(argc, argv); }

@@ -27,23 +27,6 @@ namespace clogd::sim {
 
 inline constexpr uint64_t kRegionSectors = 1024;
 
-// Lets a daemon open the shared in-memory log device of a mirror.
-class DeviceRef : public region::BlockDevice {
- public:
-  explicit DeviceRef(region::MemoryDevice& dev) : dev_(dev) {}
-  uint64_t SizeBytes() const override { return dev_.SizeBytes(); }
-  uint32_t BlockSize() const override { return dev_.BlockSize(); }
-  std::string Name() const override { return dev_.Name(); }
-  Status Read(uint64_t offset, std::span<uint8_t> out) override { return dev_.Read(offset, out); }
-  Status Write(uint64_t offset, std::span<const uint8_t> data) override {
-    return dev_.Write(offset, data);
-  }
-  Status Flush() override { return dev_.Flush(); }
-
- private:
-  region::MemoryDevice& dev_;
-};
-
 struct Suspect {
   bool crashed = false;
   uint64_t generation_at_crash = 0;  // the departure shows as a newer generation
@@ -218,7 +201,8 @@ class World {
     auto opener = [this](const std::string& dev) -> Result<std::unique_ptr<region::BlockDevice>> {
       for (auto& mirror : mirrors_) {
         if (mirror->device_name == dev) {
-          return std::unique_ptr<region::BlockDevice>(std::make_unique<DeviceRef>(*mirror->logdev));
+          return std::unique_ptr<region::BlockDevice>(
+              std::make_unique<region::BlockDeviceRef>(*mirror->logdev));
         }
       }
       return NotFound("no simulated device " + dev);

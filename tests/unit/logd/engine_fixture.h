@@ -22,22 +22,7 @@ class CollectingSink : public ReplySink {
   std::vector<UlogReply> replies;
 };
 
-// Forwards to a MemoryDevice the test owns, so the device outlives engines.
-class DeviceRef : public region::BlockDevice {
- public:
-  explicit DeviceRef(region::MemoryDevice& dev) : dev_(dev) {}
-  uint64_t SizeBytes() const override { return dev_.SizeBytes(); }
-  uint32_t BlockSize() const override { return dev_.BlockSize(); }
-  std::string Name() const override { return dev_.Name(); }
-  Status Read(uint64_t offset, std::span<uint8_t> out) override { return dev_.Read(offset, out); }
-  Status Write(uint64_t offset, std::span<const uint8_t> data) override {
-    return dev_.Write(offset, data);
-  }
-  Status Flush() override { return dev_.Flush(); }
-
- private:
-  region::MemoryDevice& dev_;
-};
+using DeviceRef = region::BlockDeviceRef;
 
 class Devices {
  public:
