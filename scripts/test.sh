@@ -23,11 +23,11 @@ label_args=()
 if [[ -n "${CLOG_TEST_LABELS:-}" ]]; then label_args=(-L "$CLOG_TEST_LABELS"); fi
 ctest --test-dir build --output-on-failure -j "$jobs" "${label_args[@]}"
 
-echo "== unit tests under ASan+UBSan (clang)"
+echo "== unit tests and a simulator smoke run under ASan+UBSan (clang)"
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DCLOG_SANITIZE=ON -DCLOG_BENCHMARKS=OFF -DCLOG_WERROR=ON >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -L 'unit|sanitize'
 
 echo "== all tests passed ($root)"

@@ -248,7 +248,7 @@ class World {
 
   void ToDaemon(SimNode& node, size_t m, const logd::UlogRequest& req) {
     const uint64_t boot = node.boot;
-    loop_.Schedule(rng_.Range(20, 200), [this, &node, m, req, boot] {
+    loop_.Schedule(rng_.Range(20, 200), [&node, m, req, boot] {
       if (!node.up || node.boot != boot) return;
       if (node.daemon_up) {
         node.daemon->Submit(req);
