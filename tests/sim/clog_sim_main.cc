@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
         names.push_back("none");
         return names;
       }()));
+  app.add_option("--scenario", base.scenario, "a scripted fault schedule for one hazard")
+      ->check(CLI::IsMember(clogd::sim::ScenarioNames()));
   app.add_flag("--trace", trace, "print every event of the run");
   app.add_flag("--expect-caught", expect_caught, "succeed only if some seed shows a violation");
   app.add_flag("--check-determinism", determinism, "run each seed twice and compare traces");
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
                       " --type " + base.log_type + " --regions " + std::to_string(base.regions) +
                       " --workload-s " + std::to_string(workload_s);
     if (no_faults) cmd += " --no-faults";
+    if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
     return cmd + " --trace";
   };

@@ -26,6 +26,9 @@ struct SimConfig {
   uint64_t workload_us = 20'000'000;  // writes and faults happen in this window
   uint64_t quiesce_us = 120'000'000;  // then everything recovers within this bound
   bool faults = true;
+  // A scripted fault schedule that drives into one hazard of DESIGN.md §5 on purpose
+  // (ScenarioNames()); empty: random faults.
+  std::string scenario;
   logd::BreakVariant break_variant = logd::BreakVariant::kNone;
   // One line per event (CPG, kernel requests, daemon log lines) when set.
   std::function<void(const std::string&)> trace;
@@ -47,5 +50,7 @@ SimResult RunSimulation(const SimConfig& config);
 // "skip-failed-node-resync" -> kSkipFailedNodeResync, ...; false for an unknown name.
 bool ParseBreakVariant(const std::string& name, logd::BreakVariant& out);
 std::vector<std::string> BreakVariantNames();
+// "h1-resync-vs-writes", ...: what --scenario accepts.
+std::vector<std::string> ScenarioNames();
 
 }  // namespace clogd::sim

@@ -107,7 +107,11 @@ class World {
     for (auto& node : nodes_) {
       for (size_t m = 0; m < mirrors_.size(); ++m) ScheduleWrite(*node, m);
     }
-    if (c_.faults) ScheduleFaults();
+    if (!c_.scenario.empty()) {
+      ScheduleScenario();
+    } else if (c_.faults) {
+      ScheduleFaults();
+    }
     const SimTime workload_end = c_.workload_us;
     while (loop_.Now() <= workload_end && loop_.Step()) {
       ++result_.events;
@@ -345,6 +349,13 @@ class World {
       loop_.ScheduleAt(at, [this, kind] { InjectFault(kind); });
     }
   }
+
+  // sim_world_scenarios.cc
+  void ScheduleScenario();
+  SimNode* ServerNode();
+  SimNode& NodeAt(size_t i) { return *nodes_[i % nodes_.size()]; }
+  void CrashFor(SimNode& node, SimTime down_us);
+  void KillDaemonFor(SimNode& node, SimTime down_us);
 
   void InjectFault(uint64_t kind) {
     auto up = FullyUp();
