@@ -35,15 +35,7 @@ void ClusterLog::Log(Severity s, const std::string& message) const {
 
 Status ClusterLog::Start() {
   if (device_) {
-    region::OpenParams p;
-    p.nr_regions = args_.RegionCount();
-    p.region_size = args_.region_size;
-    p.uuid = uuid_;
-    p.nosync = args_.sync == SyncMode::kNoSync;
-    p.force_resync = args_.sync == SyncMode::kForceSync;
-    p.reinitialize = options_.reinitialize;
-    p.slot_copy_bytes = options_.slot_copy_bytes;
-    auto opened = region::LogDevice::Open(*device_, p);
+    auto opened = region::LogDevice::Open(*device_, LogOpenParams(uuid_, args_, options_));
     if (!opened.ok()) return opened.status();
     log_dev_.emplace(std::move(opened).value());
   }

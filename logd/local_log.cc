@@ -25,21 +25,22 @@ void LocalLog::Log(Severity s, const std::string& message) const {
   if (options_.log) options_.log(s, "log " + uuid_ + ": " + message);
 }
 
-region::OpenParams LocalLog::OpenParamsFor() const {
+region::OpenParams LogOpenParams(const std::string& uuid, const CtrArgs& args,
+                                 const EngineOptions& options) {
   region::OpenParams p;
-  p.nr_regions = args_.RegionCount();
-  p.region_size = args_.region_size;
-  p.uuid = uuid_;
-  p.nosync = args_.sync == SyncMode::kNoSync;
-  p.force_resync = args_.sync == SyncMode::kForceSync;
-  p.reinitialize = options_.reinitialize;
-  p.slot_copy_bytes = options_.slot_copy_bytes;
+  p.nr_regions = args.RegionCount();
+  p.region_size = args.region_size;
+  p.uuid = uuid;
+  p.nosync = args.sync == SyncMode::kNoSync;
+  p.force_resync = args.sync == SyncMode::kForceSync;
+  p.reinitialize = options.reinitialize;
+  p.slot_copy_bytes = options.slot_copy_bytes;
   return p;
 }
 
 Status LocalLog::OpenDevice() {
   if (!device_) return Status::Ok();
-  auto opened = region::LogDevice::Open(*device_, OpenParamsFor());
+  auto opened = region::LogDevice::Open(*device_, LogOpenParams(uuid_, args_, options_));
   if (!opened.ok()) return opened.status();
   log_dev_.emplace(std::move(opened).value());
   return Status::Ok();

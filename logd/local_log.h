@@ -60,6 +60,10 @@ struct LogCounters {
   uint64_t regions_recovered = 0;
 };
 
+// How a log with these arguments opens its device (region::LogDevice::Open).
+region::OpenParams LogOpenParams(const std::string& uuid, const CtrArgs& args,
+                                 const EngineOptions& options);
+
 // One mirror log on this node.
 class LocalLog {
  public:
@@ -89,7 +93,6 @@ class LocalLog {
   Status Destroy(bool keep_active);
 
  private:
-  region::OpenParams OpenParamsFor() const;
   Status Flush();
   Status PersistSlot();
   Status MarkRegions(std::span<const uint64_t> regions);

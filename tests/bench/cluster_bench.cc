@@ -11,8 +11,8 @@
 #include <functional>
 
 #include "logd/cluster_state.h"
-#include "logd/log_engine.h"
 #include "region/memory_device.h"
+#include "tests/bench/bench_engine.h"
 #include "tests/bench/per_request_main.h"
 
 namespace clogd::logd {
@@ -53,52 +53,19 @@ class Loopback : public ClusterTransport {
   std::deque<std::function<void()>> queue_;
 };
 
-class Sink : public ReplySink {
- public:
-  void Reply(const UlogReply& r) override {
-    frame = EncodeReply(r);
-    ++replies;
-  }
-  std::vector<uint8_t> frame;
-  uint64_t replies = 0;
-};
-
+// One node serving a clustered log over the loopback.
 struct ClusterFixture {
-  explicit ClusterFixture(const std::string& type) {
-    opener = [](const std::string&) -> Result<std::unique_ptr<region::BlockDevice>> {
-      return std::unique_ptr<region::BlockDevice>(
-          std::make_unique<region::MemoryDevice>(8 << 20, 4096, "/dev/bench"));
-    };
-    engine = std::make_unique<LogEngine>(opener, EngineOptions{}, sink, &net);
-    const std::string ctr = std::to_string(uint64_t{1} << 26) + " " + type +
-                            (type == "clustered-disk" ? " /dev/bench" : "") + " 1024 nosync";
-    std::vector<uint8_t> payload(ctr.begin(), ctr.end());
-    payload.push_back(0);
-    Send(DM_ULOG_CTR, payload);
-    Send(DM_ULOG_RESUME, {});
-  }
+  explicit ClusterFixture(const std::string& type)
+      : engine(uint64_t{1} << 16,
+               type + (type == "clustered-disk" ? " /dev/bench" : "") + " 1024 nosync", &net,
+               [this] { net.Run(); }) {}
   std::vector<uint8_t> Frame(uint32_t type, std::vector<uint8_t> payload) {
-    UlogRequest r;
-    r.luid = 1;
-    r.uuid = "LVM-bench";
-    r.seq = ++seq;
-    r.raw_type = r.type = type;
-    r.payload = std::move(payload);
-    return EncodeRequest(r);
+    return engine.Frame(type, std::move(payload));
   }
-  void Send(uint32_t type, std::vector<uint8_t> payload) {
-    SendFrame(Frame(type, std::move(payload)));
-  }
-  void SendFrame(const std::vector<uint8_t>& frame) {
-    engine->SubmitFrame(frame);
-    net.Run();
-  }
+  void SendFrame(const std::vector<uint8_t>& frame) { engine.SendFrame(frame); }
 
-  DeviceOpener opener;
   Loopback net;
-  Sink sink;
-  std::unique_ptr<LogEngine> engine;
-  uint32_t seq = 0;
+  bench::BenchEngine engine;
 };
 
 // MARK, FLUSH, CLEAR, FLUSH of one region: the write path of one burst.
