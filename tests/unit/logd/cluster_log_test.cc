@@ -119,11 +119,12 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
                                                        : "clustered-core 1024";
   }
 
-  Node& Start(NodeId n) {
+  Node& Start(NodeId n, uint32_t expected_nodes = 0) {
     auto& node = nodes_[n];
     node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
     EngineOptions o;
     o.node_id = n;
+    o.expected_nodes = expected_nodes;
     node.engine =
         std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
     Send(n, DM_ULOG_CTR, CtrPayload(std::to_string(kRegions * 1024) + " " + Args() + " nosync"));
@@ -244,6 +245,29 @@ TEST_P(ClusterLogTest, MalformedMessageIsRefusedWithoutStateChange) {
   EXPECT_EQ(Log(1).stats().messages_refused, 1u);
   EXPECT_FALSE(Log(1).state().recovery.IsRecovering(3));
   EXPECT_EQ(Log(1).state().generation, before.generation);
+}
+
+TEST_P(ClusterLogTest, NoQuorumNoService) {
+  // A node that comes up alone in a 3-node cluster (its ring not merged yet) must not
+  // bootstrap and serve on its own: the kernel's RESUME waits.
+  auto& node = nodes_[1];
+  node.transport = std::make_unique<FakeCluster::Transport>(cluster_, 1);
+  EngineOptions o;
+  o.node_id = 1;
+  o.expected_nodes = 3;
+  node.engine = std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
+  node.engine->Submit(testing::Req(DM_ULOG_CTR, 101, "LVM-cluster",
+                                   CtrPayload(std::to_string(kRegions * 1024) + " " + Args())));
+  UlogRequest resume = testing::Req(DM_ULOG_RESUME, 101, "LVM-cluster");
+  node.engine->Submit(resume);
+  cluster_.Run();
+  EXPECT_FALSE(Log(1).serving());
+  for (const auto& r : node.sink.replies) EXPECT_NE(r.seq, resume.seq) << "RESUME answered alone";
+  Start(2, 3);  // a majority: now the log is served, and the waiting RESUME answered
+  EXPECT_TRUE(Log(1).serving());
+  bool answered = false;
+  for (const auto& r : node.sink.replies) answered |= r.seq == resume.seq && r.error == 0;
+  EXPECT_TRUE(answered);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ClusterLogTest,
