@@ -133,6 +133,8 @@ class ClusterLog : public ClusterHandler {
   ClusterState state_;
   Round round_;
   uint64_t view_id_ = 0;
+  // The last view in which this node held the state with quorum (see AnnounceMsg).
+  uint64_t last_quorate_view_ = 0;
 
   // Not ready yet: checkpoint chunks for round_.view_id, and deliveries after the decision.
   std::map<uint32_t, std::vector<uint8_t>> chunks_;

@@ -164,13 +164,15 @@ void ClusterLog::OnMembership(const Membership& m) {
     for (NodeId back : m.joined) state_.absent.erase(back);
   }
   round_ = Round{m.view_id, m.members, {}, false};
+  // Without quorum the state is kept but not served: if the majority went on elsewhere,
+  // the next announce round finds this state stale and replaces it with a checkpoint; if
+  // it did not (its daemons died), this is the state that survives.
+  const uint64_t prior = last_quorate_view_;
+  if (ready_ && Quorate()) last_quorate_view_ = m.view_id;
   if (ready_ && !Quorate()) {
-    // Cut off from the majority: the others go on without us (and fence us). Drop the
-    // state; this node's own marks stay, for the checkpoint it gets when it is back.
-    Log(Severity::kWarning, "lost quorum: dropping the log state until the cluster is back");
-    ready_ = false;
+    Log(Severity::kWarning, "no quorum: holding kernel requests until a majority is back");
   }
-  Send(AnnounceMsg{m.view_id, ready_, state_.generation});
+  Send(AnnounceMsg{m.view_id, ready_, ready_ ? prior : 0});
   DrainOutbox();
 }
 
@@ -191,9 +193,25 @@ void ClusterLog::Decide() {
                                 " nodes has no quorum: not serving");
     return;
   }
+  // Only the state with the newest quorate history is trusted; a member holding an older
+  // one (it was cut off while the others went on) takes the checkpoint like a joiner.
+  uint64_t newest = 0;
+  for (NodeId n : round_.members) {
+    if (round_.announces[n].ready) newest = std::max(newest, round_.announces[n].quorate_view);
+  }
+  auto trusted = [&](NodeId n) {
+    const AnnounceMsg& a = round_.announces[n];
+    return a.ready && a.quorate_view == newest;
+  };
+  if (ready_ && !trusted(me_)) {
+    Log(Severity::kWarning, "this node's state is older than the cluster's: taking a checkpoint");
+    ready_ = false;
+    chunks_.clear();
+    buffered_.clear();
+  }
   NodeId first_ready = 0;
   for (NodeId n : round_.members) {
-    if (round_.announces[n].ready) {
+    if (trusted(n)) {
       first_ready = n;
       break;
     }
@@ -207,7 +225,7 @@ void ClusterLog::Decide() {
   if (state_.server == 0) state_.server = first_ready;
   bool anyone_joining = false;
   for (NodeId n : round_.members) {
-    if (round_.announces[n].ready) continue;
+    if (trusted(n)) continue;
     anyone_joining = true;
     if (disk() && state_.SlotOf(n) == kNoSlot) {
       uint32_t slot = state_.FreeSlot(log_dev_->layout().slot_count);
@@ -302,6 +320,7 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
 
 void ClusterLog::BecomeReady() {
   ready_ = true;
+  last_quorate_view_ = round_.view_id;  // the state is the one of this (quorate) view
   // The kernel may have stopped asking for resync work (its in-sync hint): wake it if there
   // is any to do.
   if (state_.log.SyncCount() < state_.log.nr_regions()) kernel_starved_ = true;

@@ -1,6 +1,6 @@
 // Cluster message encode/decode. Type numbers are part of the wire format: never reuse
 // one. Payloads (all little-endian; region lists are u32 count + u64 each):
-//   1 ANNOUNCE    view_id u64, ready u8, generation u64
+//   1 ANNOUNCE    view_id u64, ready u8, quorate_view u64
 //   2 CHECKPOINT  view_id u64, chunk_index u32, chunk_count u32, byte count u32, bytes
 //   3 MARKS       flush_id u64, marks list, clears list
 //   4 OUT_OF_SYNC failed u32, slot u32, overflow u8, regions list
@@ -54,7 +54,7 @@ struct PayloadWriter {
   void operator()(const AnnounceMsg& m) const {
     w.U64(m.view_id);
     w.U8(m.ready ? 1 : 0);
-    w.U64(m.generation);
+    w.U64(m.quorate_view);
   }
   void operator()(const CheckpointMsg& m) const {
     w.U64(m.view_id);
@@ -103,7 +103,7 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       AnnounceMsg m;
       m.view_id = r.U64();
       m.ready = r.Bool();
-      m.generation = r.U64();
+      m.quorate_view = r.U64();
       return ClusterBody(m);
     }
     case kCheckpoint: {

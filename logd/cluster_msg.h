@@ -27,11 +27,13 @@ inline constexpr uint32_t kClusterMsgMagic = 0x4D474C43;  // "CLGM"
 inline constexpr uint16_t kClusterProtocolVersion = 1;
 inline constexpr size_t kClusterHeaderSize = 24;
 
-// After every membership change each member says whether it holds the log state.
+// After every membership change each member says whether it holds the log state, and the
+// last view in which it held it with quorum (a member cut off while the others went on
+// has an older one: its state is stale).
 struct AnnounceMsg {
   uint64_t view_id = 0;
   bool ready = false;
-  uint64_t generation = 0;
+  uint64_t quorate_view = 0;
 };
 // One chunk of a state snapshot taken at the end of view `view_id`'s announce round.
 struct CheckpointMsg {
