@@ -7,6 +7,9 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 clang libclang-rt-14-dev clang-format git
   linux-libc-dev libcli11-dev nlohmann-json3-dev
+  # the cluster and kernel links: corosync's CPG, votequorum and cmap; libdevmapper; journald
+  corosync libcpg-dev libvotequorum-dev libcmap-dev libquorum-dev libcorosync-common-dev
+  libdevmapper-dev libsystemd-dev iproute2 procps psmisc
 )
 missing=()
 for p in "${packages[@]}"; do
