@@ -10,6 +10,8 @@ packages=(
   # the cluster and kernel links: corosync's CPG, votequorum and cmap; libdevmapper; journald
   corosync libcpg-dev libvotequorum-dev libcmap-dev libquorum-dev libcorosync-common-dev
   libdevmapper-dev libsystemd-dev iproute2 procps psmisc
+  # the VM harness (tests/vm): QEMU TCG guests, busybox initramfs, kbuild for kmod/, fio in the guest
+  qemu-system-x86 busybox-static fio linux-headers-amd64 cpio xz-utils zstd kmod
 )
 missing=()
 for p in "${packages[@]}"; do
