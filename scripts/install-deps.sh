@@ -11,7 +11,7 @@ packages=(
   corosync libcpg-dev libvotequorum-dev libcmap-dev libquorum-dev libcorosync-common-dev
   libdevmapper-dev libsystemd-dev iproute2 procps psmisc
   # the VM harness (tests/vm): QEMU TCG guests, busybox initramfs, kbuild for kmod/, fio in the guest
-  qemu-system-x86 busybox-static fio linux-headers-amd64 cpio xz-utils zstd kmod
+  qemu-system-x86 busybox-static fio linux-headers-amd64 cpio xz-utils zstd kmod jq
 )
 missing=()
 for p in "${packages[@]}"; do
