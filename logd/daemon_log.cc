@@ -1,0 +1,68 @@
+// DaemonLog: stderr, sd_journal_send or syslog.
+#include "logd/daemon_log.h"
+
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace clogd::logd {
+
+namespace {
+
+int SyslogPriority(Severity s) {
+  switch (s) {
+    case Severity::kError:
+      return LOG_ERR;
+    case Severity::kWarning:
+      return LOG_WARNING;
+    case Severity::kInfo:
+      return LOG_INFO;
+    case Severity::kDebug:
+      return LOG_DEBUG;
+  }
+  return LOG_INFO;
+}
+
+}  // namespace
+
+DaemonLog::DaemonLog(bool foreground, bool verbose) : verbose_(verbose) {
+  if (foreground) {
+    sink_ = Sink::kStderr;
+  } else if (access("/run/systemd/journal/socket", W_OK) == 0) {
+    sink_ = Sink::kJournal;
+  } else {
+    sink_ = Sink::kSyslog;
+    openlog("clogd", LOG_PID, LOG_DAEMON);
+  }
+}
+
+DaemonLog::~DaemonLog() {
+  if (sink_ == Sink::kSyslog) closelog();
+}
+
+void DaemonLog::Write(Severity s, const std::string& message) {
+  if (s == Severity::kDebug && !verbose_) return;
+  switch (sink_) {
+    case Sink::kStderr:
+      std::fprintf(stderr, "clogd: %s: %s\n", SeverityName(s), message.c_str());
+      std::fflush(stderr);
+      return;
+    case Sink::kJournal:
+      sd_journal_send("MESSAGE=%s", message.c_str(), "PRIORITY=%i", SyslogPriority(s),
+                      "SYSLOG_IDENTIFIER=clogd", nullptr);
+      return;
+    case Sink::kSyslog:
+      syslog(SyslogPriority(s), "%s", message.c_str());
+      return;
+  }
+}
+
+void DaemonLog::Reopen() {
+  if (sink_ != Sink::kSyslog) return;
+  closelog();
+  openlog("clogd", LOG_PID, LOG_DAEMON);
+}
+
+}  // namespace clogd::logd

@@ -1,0 +1,35 @@
+// Where clogd's log lines go: stderr in the foreground (-f); otherwise journald (with the
+// line's PRIORITY) when it runs, else syslog. Reopen() (SIGHUP) re-opens the syslog
+// connection, e.g. after syslogd restarted. Loop thread only.
+#pragma once
+
+#include <string>
+
+#include "logd/logging.h"
+
+namespace clogd::logd {
+
+class DaemonLog {
+ public:
+  enum class Sink { kStderr, kJournal, kSyslog };
+
+  // kStderr when `foreground`; otherwise kJournal if journald's socket exists, else
+  // kSyslog (opened here as "clogd", facility daemon).
+  DaemonLog(bool foreground, bool verbose);
+  ~DaemonLog();
+  DaemonLog(const DaemonLog&) = delete;
+  DaemonLog& operator=(const DaemonLog&) = delete;
+
+  void Write(Severity s, const std::string& message);
+  void Reopen();
+  Sink sink() const { return sink_; }
+  LogFn AsLogFn() {
+    return [this](Severity s, const std::string& m) { Write(s, m); };
+  }
+
+ private:
+  Sink sink_;
+  bool verbose_;
+};
+
+}  // namespace clogd::logd
