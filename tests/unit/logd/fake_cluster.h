@@ -1,0 +1,95 @@
+// A minimal in-process cluster for driving clustered logs in unit tests: one queue of
+// joins, leaves and multicasts run in order, so every member sees the same deliveries and
+// membership changes in the same order (total order and virtual synchrony by construction).
+// Timing and faults are the simulator's job (tests/sim); this only has a crash.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "logd/cluster_transport.h"
+
+namespace clogd::logd::testing {
+
+class FakeCluster {
+ public:
+  class Transport : public ClusterTransport {
+   public:
+    Transport(FakeCluster& c, NodeId n) : c_(c), n_(n) {}
+    NodeId LocalNode() const override { return n_; }
+    Status Join(const std::string& group, ClusterHandler* h) override {
+      c_.queue_.push_back([c = &c_, n = n_, group, h] { c->DoJoin(group, n, h); });
+      return Status::Ok();
+    }
+    Status Leave(const std::string& group) override {
+      c_.queue_.push_back([c = &c_, n = n_, group] { c->DoLeave(group, n); });
+      return Status::Ok();
+    }
+    Status Multicast(const std::string& group, std::span<const uint8_t> m) override {
+      std::vector<uint8_t> copy(m.begin(), m.end());
+      c_.queue_.push_back([c = &c_, n = n_, group, copy] { c->DoDeliver(group, n, copy); });
+      return Status::Ok();
+    }
+
+   private:
+    FakeCluster& c_;
+    NodeId n_;
+  };
+
+  // Runs queued events until none is left.
+  void Run() {
+    while (!queue_.empty()) {
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      fn();
+    }
+  }
+  // The node vanishes from every group: no more deliveries to it, the others see it leave.
+  void Crash(NodeId n) {
+    for (auto& [group, members] : groups_) {
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (members[i].first == n) {
+          members.erase(members.begin() + static_cast<std::ptrdiff_t>(i));
+          Change(group, {}, {n});
+          break;
+        }
+      }
+    }
+  }
+
+ private:
+  void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left) {
+    Membership m;
+    m.view_id = ++view_;
+    for (auto& [node, h] : groups_[group]) m.members.push_back(node);
+    m.joined = joined;
+    m.left = left;
+    m.left_reasons.assign(left.size(), Membership::LeaveReason::kNodeDown);
+    for (auto& [node, h] : groups_[group]) h->OnMembership(m);
+  }
+  void DoJoin(const std::string& group, NodeId n, ClusterHandler* h) {
+    groups_[group].emplace_back(n, h);
+    Change(group, {n}, {});
+  }
+  void DoLeave(const std::string& group, NodeId n) {
+    std::erase_if(groups_[group], [n](const auto& e) { return e.first == n; });
+    Change(group, {}, {n});
+  }
+  void DoDeliver(const std::string& group, NodeId from, const std::vector<uint8_t>& m) {
+    auto members = groups_[group];
+    bool sender_present = false;
+    for (auto& [node, h] : members) sender_present |= node == from;
+    if (!sender_present) return;  // sent, but its sender left first: nobody gets it
+    for (auto& [node, h] : members) h->OnDeliver(from, m);
+  }
+
+  std::deque<std::function<void()>> queue_;
+  std::map<std::string, std::vector<std::pair<NodeId, ClusterHandler*>>> groups_;
+  uint64_t view_ = 0;
+};
+
+}  // namespace clogd::logd::testing
