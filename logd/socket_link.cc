@@ -41,10 +41,10 @@ SocketLink::~SocketLink() {
     close(driver_fd_);
   }
   if (listen_fd_ >= 0) {
-    loop_->Unwatch(listen_fd_);
+    if (loop_ != nullptr) loop_->Unwatch(listen_fd_);
     close(listen_fd_);
-    unlink(path_.c_str());
   }
+  if (bound_) unlink(path_.c_str());
 }
 
 void SocketLink::Log(Severity s, const std::string& message) const {
@@ -67,6 +67,7 @@ Status SocketLink::Open(EventLoop& loop, FrameFn on_frame) {
   listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return IoError(Errno("socket"));
   if (bind(listen_fd_, sa, sizeof(*addr)) < 0) return IoError(Errno("bind " + path_));
+  bound_ = true;
   if (listen(listen_fd_, 4) < 0) return IoError(Errno("listen " + path_));
   loop_ = &loop;
   on_frame_ = std::move(on_frame);

@@ -58,6 +58,7 @@ class SocketLink : public KernelPort {
   EventLoop* loop_ = nullptr;
   FrameFn on_frame_;
   int listen_fd_ = -1;
+  bool bound_ = false;  // the socket file is ours to remove
   int driver_fd_ = -1;
   bool watching_writable_ = false;
   // Messages the driver's socket buffer had no room for, sent when it becomes writable.
