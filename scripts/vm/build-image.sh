@@ -164,6 +164,7 @@ if [[ ! -f $base_cpio ]]; then
   # The dynamic loader under its canonical name, and the usual directories.
   mkdir -p "$root"/{proc,sys,dev,run,tmp,host,etc/corosync,root} "$root"/usr/{bin,sbin}
   mkdir -p "$root"/var/{lib/corosync,log/cluster}
+  ln -s ../run "$root/var/run"  # corosync's lock file is /var/run/corosync.pid
   [[ -e $root/usr/lib64/ld-linux-x86-64.so.2 ]] || stage_files "$root" /lib64/ld-linux-x86-64.so.2
   cp "$here/guest-init.sh" "$root/init"
   cp "$here/guest-lib.sh" "$root/etc/clogvm-lib.sh"

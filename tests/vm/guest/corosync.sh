@@ -4,6 +4,8 @@ set -e
 . /etc/clogvm-lib.sh
 
 corosync_start
+# Each corosync-quorumtool costs a lot of emulated CPU: ask once a second.
+WAIT_INTERVAL_US=1000000
 want=$(seq 1 "$VM_COUNT" | tr '\n' ' ')
 members_are_all() { [ "$(corosync_members)" = "$want" ]; }
 wait_for "corosync membership '$want' (now '$(corosync_members)')" 120 members_are_all ||
