@@ -53,11 +53,20 @@ libs_of() {
   ldd "$@" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' | sort -u
 }
 
-# Hash of a set of host files: their paths and contents, plus extra words.
+# Hash of a set of host files plus extra words. Files of installed packages (under /usr,
+# /bin, /sbin, /lib) count by path, size and mtime (a package upgrade changes them); our own
+# build outputs by content (a rebuild that changes nothing keeps the cached layer).
 hash_files() {
-  local extra=$1; shift
-  { echo "$extra"; for f in "$@"; do echo "$f $(sha256sum <"$f" | cut -c1-64)"; done; } |
-    sha256sum | cut -c1-16
+  local extra=$1 f; shift
+  {
+    echo "$extra"
+    for f in "$@"; do
+      case $f in
+        /usr/* | /bin/* | /sbin/* | /lib/* | /lib64/*) stat -L -c '%n %s %Y' "$f" ;;
+        *) echo "$f $(sha256sum <"$f" | cut -c1-64)" ;;
+      esac
+    done
+  } | sha256sum | cut -c1-16
 }
 
 # Where a host file goes in the guest: the guest has a merged /usr (/bin, /sbin, /lib and
