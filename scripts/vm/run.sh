@@ -114,7 +114,11 @@ for ((i = 1; i <= vms; i++)); do
   d=$out/vm$i
   if [[ -f $d/rc ]]; then
     rc=$(cat "$d/rc")
-    echo "vm$i: job exit $rc (boot-to-job $(cat "$d/boot-time" 2>/dev/null || echo ?) s)"
+    # Boot to job: guest uptime when the job started, and host time from QEMU's start to the
+    # job's first file (boot-time) on the share.
+    host_boot=$(awk -v a="$start" -v b="$(stat -c %.3Y "$d/boot-time" 2>/dev/null || echo 0)" \
+      'BEGIN { if (b > 0) printf "%.1f", b - a; else printf "?" }')
+    echo "vm$i: job exit $rc (boot to job: $(cat "$d/boot-time" 2>/dev/null || echo ?) s guest uptime, $host_boot s since QEMU started)"
     if [[ $rc != 0 ]]; then
       ((status == 2)) || status=1
       echo "---- vm$i stderr (last 30 lines)"; tail -n 30 "$d/stderr" || true

@@ -52,7 +52,7 @@ new_disk() {
 case $test_name in
   tables)
     log=$(new_disk log.img 4) a=$(new_disk a.img 32) b=$(new_disk b.img 32) log2=$(new_disk log2.img 4)
-    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --disk "$log2" --timeout 600 \
+    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --disk "$log2" --timeout 300 \
       "$here/guest/tables.sh" || fail "guest job failed (results in $work/out)"
     cat "$work/out/vm1/stdout"
     cmp "$a" "$b" || fail "the legs differ after the mirrors were in sync and removed"
@@ -60,7 +60,7 @@ case $test_name in
 
   bad-args)
     log=$(new_disk log.img 4) a=$(new_disk a.img 32) b=$(new_disk b.img 32)
-    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --timeout 300 \
+    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --timeout 200 \
       "$here/guest/bad-args.sh" || fail "guest job failed (results in $work/out)"
     cat "$work/out/vm1/stdout"
     ;;
@@ -69,7 +69,7 @@ case $test_name in
     log=$(new_disk log.img 4) a=$(new_disk a.img 64) b=$(new_disk b.img 64)
     # Leg A starts with data leg B lacks, so the initial resync has something to copy.
     head -c $((64 * MiB)) /dev/urandom >"$a"
-    "${run[@]}" --fio --disk "$log" --disk "$a" --disk "$b" --timeout 900 \
+    "${run[@]}" --fio --disk "$log" --disk "$a" --disk "$b" --timeout 400 \
       "$here/guest/fio-write.sh" || fail "phase 1 (fio) failed (results in $work/out)"
     cat "$work/out/vm1/stdout"
     cmp "$a" "$b" || fail "after fio and resync the legs are not byte-identical"
@@ -88,7 +88,7 @@ case $test_name in
     byte=$(od -A n -t u1 -j "$plant" -N 1 "$a" | tr -d ' ')
     printf "\\$(printf %o $((255 - byte)))" |
       dd of="$b" bs=1 seek="$plant" conv=notrunc status=none
-    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --timeout 300 \
+    "${run[@]}" --disk "$log" --disk "$a" --disk "$b" --timeout 200 \
       "$here/guest/plain-mirror.sh" || fail "phase 2 (plain mirror disk) failed (results in $work/out)"
     cat "$work/out/vm1/stdout"
     diffs=$( (cmp -l "$a" "$b" || true) | awk '{ print $1 - 1 }' | tr '\n' ' ')
@@ -99,7 +99,7 @@ case $test_name in
     ;;
 
   corosync)
-    "${run[@]}" --vms 3 --timeout 600 "$here/guest/corosync.sh" ||
+    "${run[@]}" --vms 3 --timeout 300 "$here/guest/corosync.sh" ||
       fail "guest job failed (results in $work/out)"
     for i in 1 2 3; do cat "$work/out/vm$i/stdout" | head -n1; done
     ;;
