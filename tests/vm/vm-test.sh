@@ -102,9 +102,12 @@ case $test_name in
     ;;
 
   corosync)
-    "${run[@]}" --vms 3 --timeout 300 "$here/guest/corosync.sh" ||
+    shared=$(new_disk shared.img 1)
+    "${run[@]}" --vms 3 --disk "$shared" --timeout 300 "$here/guest/corosync.sh" ||
       fail "guest job failed (results in $work/out)"
-    for i in 1 2 3; do cat "$work/out/vm$i/stdout" | head -n1; done
+    for i in 1 2 3; do grep "^node $i:" "$work/out/vm$i/stdout"; done
+    cmp <(head -c 4096 "$shared") "$work/out/shared-block" ||
+      fail "the shared disk file does not hold what VM 1 wrote"
     ;;
 
   *)
