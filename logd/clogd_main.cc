@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "logd/cpg_cluster.h"
 #include "logd/daemon.h"
 #include "logd/daemon_log.h"
 #include "logd/device_path.h"
@@ -43,11 +44,22 @@ int main(int argc, char** argv) {
   app.add_flag("--reinitialize", config.reinitialize,
                "overwrite log devices that would be refused (bad magic/checksum/version); "
                "every region of such a log is resynced");
+  app.add_flag("--cluster", config.cluster,
+               "serve clustered-core/-disk logs cluster-wide over corosync CPG (without it "
+               "they are served as if this node were the whole cluster)");
+  app.add_option("--expected-nodes", config.expected_nodes,
+                 "with --cluster: the cluster size quorum is counted against (default: "
+                 "corosync votequorum's expected votes)")
+      ->check(CLI::Range(1u, 1024u));
   app.add_option("--kernel-socket", config.kernel_socket,
                  "FOR TESTS AND TOOLS ONLY: instead of the kernel, serve one driver program "
                  "on this Unix SOCK_SEQPACKET socket (protocol: logd/TEST_LINK.md)");
   CLI11_PARSE(app, argc, argv);
   if (node_id != 0) config.node_id = node_id;
+  if (config.expected_nodes != 0 && !config.cluster) {
+    std::fprintf(stderr, "clogd: --expected-nodes needs --cluster\n");
+    return 2;
+  }
 
   clogd::logd::DaemonLog log(foreground, verbose);
   // Before daemon() a refusal must reach the operator's terminal, whatever the sink.
@@ -70,6 +82,7 @@ int main(int argc, char** argv) {
   hooks.reopen_log = [&log] { log.Reopen(); };
   hooks.notify = [](const std::string& line) { sd_notify(0, line.c_str()); };
   hooks.opener = clogd::logd::OpenLogDevice;
+  hooks.cluster = clogd::logd::MakeCpgCluster;
   clogd::logd::Daemon clogd_daemon(std::move(config), std::move(hooks));
   if (clogd::Status s = clogd_daemon.Start(); !s.ok()) return refuse(s.ToString());
   return clogd_daemon.Run();
