@@ -235,9 +235,14 @@ if [[ ! -f $image/manifest ]]; then
   } >"$image.tmp/manifest"
   mv "$image.tmp" "$image"
 fi
-touch "$image/manifest" "$base_cpio" "$clogd_cpio" "$fio_cpio"
+touch "$image/manifest" "$kernel_dir/done" "$base_cpio" "$clogd_cpio" "$fio_cpio"
 
 # Drop images and layers nobody used for a day (other build dirs may still use newer ones).
-find "$cache" -maxdepth 1 -name 'image-*' -mtime +1 -exec rm -rf {} + 2>/dev/null || true
+for d in "$cache"/image-* "$cache"/kernel-*; do
+  stamp=$d/manifest
+  [[ -f $stamp ]] || stamp=$d/done
+  [[ -f $stamp ]] || stamp=$d
+  if [[ -e $stamp && -n $(find "$stamp" -maxdepth 0 -mtime +1) ]]; then rm -rf "$d"; fi
+done
 find "$layers" -name '*.cpio' -mtime +1 -delete 2>/dev/null || true
 echo "$image"
