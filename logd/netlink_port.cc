@@ -35,6 +35,12 @@ void NetlinkPort::Reply(const UlogReply& reply) {
 }
 
 void NetlinkPort::Rearm(const std::string& uuid, std::function<void()> done) {
+  if (!rearmer_) {
+    // Before Open there is no kernel connection, so nothing of it can be in flight.
+    if (log_) log_(Severity::kWarning, "rearm of log " + uuid + " before the port opened");
+    done();
+    return;
+  }
   rearmer_->Rearm(uuid, std::move(done));
 }
 
