@@ -74,13 +74,20 @@ corosync_pid() {
   return 1
 }
 
-# Waits (bounded) until none of the given pids exists.
+# A process that has not exited (a zombie has: its parent just did not reap it yet).
+running() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]]
+}
+
+# Waits (bounded) until none of the given pids runs.
 wait_gone() {
   local deadline=$((SECONDS + TIMEOUT)) pid alive
   while :; do
     alive=0
     for pid in "$@"; do
-      if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+      if running "$pid"; then alive=1; fi
     done
     ((alive)) || return 0
     ((SECONDS < deadline)) || die "processes $* still alive after ${TIMEOUT}s"
