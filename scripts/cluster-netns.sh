@@ -11,6 +11,10 @@
 #   cluster-netns.sh kill N              kill -9 node N's corosync and every process in node N
 #   cluster-netns.sh kill-corosync N     kill -9 node N's corosync only (its programs live on)
 #   cluster-netns.sh start N             start node N's corosync, wait until it is a member again
+#   cluster-netns.sh isolate N           cut node N off the network (a partition; it keeps running)
+#   cluster-netns.sh heal N              connect node N again
+#   cluster-netns.sh wait                wait until the running nodes all see each other
+#   cluster-netns.sh restore             heal every node, start every corosync, wait
 #   cluster-netns.sh dir N               print node N's state directory (its /run inside)
 #
 # Layout (everything under $CLOG_NETNS_DIR, default /run/clog-netns):
@@ -49,7 +53,7 @@ check_prereqs() {
 }
 
 check_node() {
-  [[ ${1:-} =~ ^[1-9]$ ]] && ((${1} <= NODES)) || die "no node '${1:-}' (nodes are 1..$NODES)"
+  if ! [[ ${1:-} =~ ^[1-9]$ ]] || ((${1} > NODES)); then die "no node '${1:-}' (nodes are 1..$NODES)"; fi
   [[ -f $DIR/up ]] || die "the cluster is not up (run: $0 up)"
 }
 
@@ -150,14 +154,16 @@ create_node() {
   mkdir -p "$DIR/node$n/corosync-state"
   write_config "$n"
   ip netns add "$ns"
-  ip -n "$BR_NS" link add "veth$n" type veth peer name eth0 netns "$ns"
+  ip -n "$BR_NS" link add "veth$n" type veth peer name eth0 netns "$ns" ||
+    die "cannot create a veth pair for node $n (kernel without veth support?)"
   ip -n "$BR_NS" link set "veth$n" master br0 up
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$SUBNET.$n/24" dev eth0
   ip -n "$ns" link set eth0 up
   # A persistent mount namespace: bind-mounted on a file in a private mount.
   touch "$DIR/ns/mnt$n"
-  unshare --mount="$DIR/ns/mnt$n" --propagation private true
+  unshare --mount="$DIR/ns/mnt$n" --propagation private true ||
+    die "cannot create a persistent mount namespace for node $n"
   nsenter --mount="$DIR/ns/mnt$n" -- sh -c \
     "mount --bind '$DIR/node$n' /run && mount -t tmpfs -o mode=1777,size=64m tmpfs /dev/shm"
 }
@@ -225,8 +231,8 @@ cmd_up() {
   mkdir -p "$DIR/ns"
   mount --bind "$DIR/ns" "$DIR/ns"
   mount --make-private "$DIR/ns"
-  ip netns add "$BR_NS"
-  ip -n "$BR_NS" link add br0 type bridge
+  ip netns add "$BR_NS" || die "cannot create network namespace $BR_NS"
+  ip -n "$BR_NS" link add br0 type bridge || die "cannot create a bridge (kernel without bridge support?)"
   ip -n "$BR_NS" link set br0 up
   local i
   for ((i = 1; i <= NODES; i++)); do create_node "$i"; done
@@ -316,6 +322,26 @@ main() {
       start_corosync "$1"
       wait_membership
       echo "node $1: member again ($(members_of "$1"))"
+      ;;
+    isolate | heal)
+      check_node "${1:-}"
+      ip -n "$BR_NS" link set "veth$1" "$([[ $cmd == isolate ]] && echo down || echo up)"
+      echo "node $1: $([[ $cmd == isolate ]] && echo isolated || echo connected)"
+      ;;
+    wait)
+      [[ -f $DIR/up ]] || die "the cluster is not up"
+      wait_membership
+      status
+      ;;
+    restore)
+      [[ -f $DIR/up ]] || die "the cluster is not up"
+      local i
+      for ((i = 1; i <= NODES; i++)); do
+        ip -n "$BR_NS" link set "veth$i" up
+        start_corosync "$i"
+      done
+      wait_membership
+      status
       ;;
     dir)
       check_node "${1:-}"

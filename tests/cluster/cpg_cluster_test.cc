@@ -110,10 +110,8 @@ class CpgClusterTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(error_.empty()) << error_;
-    for (int node = 1; node <= 3; ++node) {  // a previous test may have killed one
-      CommandResult r = RunScript("start " + std::to_string(node));
-      ASSERT_EQ(r.exit_code, 0) << r.output;
-    }
+    CommandResult r = RunScript("restore");  // a previous test may have killed or cut one
+    ASSERT_EQ(r.exit_code, 0) << r.output;
   }
 
   // Probes on nodes 1, 2, 3 in `group`, each started after the previous one saw itself join,
@@ -349,6 +347,40 @@ TEST_F(CpgClusterTest, CorosyncRestartUnderAProbeRejoinsWithANewView) {
   std::cout << "node 2 rejoined "
             << (own_join["members"] == json({2}) ? "alone first" : "the three") << ", view "
             << before << " -> " << after << "\n";
+}
+
+TEST_F(CpgClusterTest, PartitionAndMergeGiveBothSidesTheSameView) {
+  Probes p = StartGroup("partition");
+  ASSERT_FALSE(HasFailure());
+  size_t seen[3];
+  for (size_t i = 0; i < 3; ++i) seen[i] = p[i]->events().size();
+  CommandResult r = RunScript("isolate 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (size_t i : {0u, 1u}) {
+    const int at = p[i]->WaitFor(MembersAre({1, 2}), kFailureBound, seen[i]);
+    ASSERT_GE(at, 0) << "node " << p[i]->node() << " did not see node 3 cut off";
+    EXPECT_EQ(p[i]->events()[static_cast<size_t>(at)]["reasons"], json({"node_down"}));
+  }
+  const int alone = p[2]->WaitFor(MembersAre({3}), kFailureBound, seen[2]);
+  ASSERT_GE(alone, 0) << "node 3 did not see the others go";
+  EXPECT_EQ(p[2]->events()[static_cast<size_t>(alone)]["left"], json({1, 2}));
+  EXPECT_EQ(p[2]->events()[static_cast<size_t>(alone)]["reasons"],
+            json({"node_down", "node_down"}));
+  for (size_t i = 0; i < 3; ++i) seen[i] = p[i]->events().size();
+  r = RunScript("heal 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  uint64_t merged[3] = {0, 0, 0};
+  for (size_t i = 0; i < 3; ++i) {
+    const int at = p[i]->WaitFor(MembersAre({1, 2, 3}), kJoinBound, seen[i]);
+    ASSERT_GE(at, 0) << "node " << p[i]->node() << " did not see the merge";
+    const json& m = p[i]->events()[static_cast<size_t>(at)];
+    EXPECT_EQ(m["joined"], i < 2 ? json({3}) : json({1, 2})) << "each side sees the other join";
+    EXPECT_EQ(Memberships(*p[i], seen[i]).size(), 1u) << "one change for the merge";
+    merged[i] = m["view_id"];
+  }
+  EXPECT_EQ(merged[0], merged[1]);
+  EXPECT_EQ(merged[0], merged[2]) << "both sides of the merge must agree on the view id";
+  for (auto& probe : p) ExpectIdsIncrease(*probe);
 }
 
 // The benchmark reference: raw agreed multicast on this 3-node setup (printed, not asserted).
