@@ -1,38 +1,160 @@
 // clogctl: the operator's tool.
-//   clogctl inspect <device> [--json]   read a log device offline and print what it holds
-// (status of running logs over the daemon's control socket comes with the cluster links).
-#include <CLI/CLI.hpp>
-#include <iostream>
+//   clogctl status [--json] [--socket PATH]            every log this node's clogd serves
+//   clogctl status --watch [--interval S] [--count N]  resync progress, redrawn in place
+//   clogctl nodes [--json] [--socket PATH]             this node and each log's members
+//   clogctl inspect <device> [--json]                  read a log device offline
+// status and nodes ask the daemon over its control socket (logd/README.md). Any failure
+// to reach it is one line on stderr and exit 1. Exceptions stop here.
+#include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "logd/control_client.h"
+#include "logd/control_server.h"
 #include "logd/device_path.h"
 #include "logd/log_inspect.h"
+#include "logd/resync_progress.h"
+#include "logd/status_report.h"
+
+namespace {
+
+namespace logd = clogd::logd;
+using logd::ControlClient;
+using logd::LogReport;
+
+int Fail(const std::string& message) {
+  std::cerr << "clogctl: " << message << "\n";
+  return 1;
+}
+
+int Inspect(const std::string& device, bool json) {
+  auto path = logd::ResolveDevicePath(device);
+  if (!path.ok()) return Fail(path.status().message());
+  auto dev = clogd::region::OpenDirectDevice(*path);
+  if (!dev.ok()) return Fail(dev.status().message());
+  auto in = logd::InspectLog(**dev);
+  if (!in.ok()) return Fail(in.status().message());
+  std::cout << (json ? logd::InspectionJson(*in) + "\n" : logd::FormatInspection(*in));
+  return in->problems.empty() ? 0 : 2;
+}
+
+int ShowStatus(const std::string& socket, bool json) {
+  auto client = ControlClient::Connect(socket);
+  if (!client.ok()) return Fail(client.status().message());
+  auto reply = client->Call(R"({"cmd":"status"})");
+  if (!reply.ok()) return Fail(reply.status().message());
+  auto report = logd::StatusFromJson(*reply);
+  if (!report.ok()) return Fail("unexpected reply from clogd: " + report.status().message());
+  std::cout << (json ? *reply + "\n" : logd::FormatStatus(*report));
+  return 0;
+}
+
+int ShowNodes(const std::string& socket, bool json) {
+  auto client = ControlClient::Connect(socket);
+  if (!client.ok()) return Fail(client.status().message());
+  auto reply = client->Call(R"({"cmd":"nodes"})");
+  if (!reply.ok()) return Fail(reply.status().message());
+  auto report = logd::NodesFromJson(*reply);
+  if (!report.ok()) return Fail("unexpected reply from clogd: " + report.status().message());
+  std::cout << (json ? *reply + "\n" : logd::FormatNodes(*report));
+  return 0;
+}
+
+// Tells two instances of one uuid apart (a table reload has both for a moment).
+std::string LogKey(const LogReport& log) {
+  return log.luid ? log.uuid + "#" + std::to_string(*log.luid) : log.uuid;
+}
+
+std::string WallClock() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
+  return buf;
+}
+
+// Samples the daemon every `interval` seconds. On a terminal the progress lines are
+// redrawn in place; otherwise each sample prints one line per log, prefixed by the time.
+int Watch(const std::string& socket, double interval, uint64_t count, bool json) {
+  auto client = ControlClient::Connect(socket);
+  if (!client.ok()) return Fail(client.status().message());
+  const bool tty = isatty(STDOUT_FILENO) == 1 && !json;
+  const auto start = std::chrono::steady_clock::now();
+  std::map<std::string, logd::ResyncRate> rates;
+  size_t drawn = 0;  // lines drawn last time (tty)
+  for (uint64_t sample = 0; count == 0 || sample < count; ++sample) {
+    if (sample > 0) std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    auto reply = client->Call(R"({"cmd":"status","device_slots":false})");
+    if (!reply.ok()) return Fail(reply.status().message());
+    auto report = logd::StatusFromJson(*reply);
+    if (!report.ok()) return Fail("unexpected reply from clogd: " + report.status().message());
+    if (json) {
+      std::cout << *reply << std::endl;
+      continue;
+    }
+    const double t =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::vector<std::string> lines;
+    const std::string stamp = tty ? "" : WallClock() + " ";
+    for (const auto& log : report->logs) {
+      auto& rate = rates[LogKey(log)];
+      if (log.in_sync) rate.Add(t, *log.in_sync);
+      lines.push_back(stamp + logd::ProgressLine(log.uuid, log.in_sync, log.regions, rate.rate(),
+                                                 80 - stamp.size()));
+    }
+    if (lines.empty()) lines.push_back(stamp + "no logs");
+    if (tty) {
+      if (drawn > 0) std::cout << "\x1b[" << drawn << "A";  // back to the first line
+      for (const auto& l : lines) std::cout << "\r\x1b[2K" << l << "\n";
+      std::cout << "\x1b[J";  // clear lines left over from a longer previous draw
+      drawn = lines.size();
+    } else {
+      for (const auto& l : lines) std::cout << l << "\n";
+    }
+    std::cout.flush();
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"clogctl: inspect and control cluster mirror logs"};
   app.require_subcommand(1);
+
   auto* inspect = app.add_subcommand("inspect", "read a log device offline (never writes)");
   std::string device;
-  bool json = false;
+  bool inspect_json = false;
   inspect->add_option("device", device, "log device: a path or major:minor")->required();
-  inspect->add_flag("--json", json, "print JSON (fields in logd/README.md)");
-  CLI11_PARSE(app, argc, argv);
+  inspect->add_flag("--json", inspect_json, "print JSON (fields in logd/README.md)");
 
-  auto path = clogd::logd::ResolveDevicePath(device);
-  if (!path.ok()) {
-    std::cerr << "clogctl: " << path.status().message() << "\n";
-    return 1;
-  }
-  auto dev = clogd::region::OpenDirectDevice(*path);
-  if (!dev.ok()) {
-    std::cerr << "clogctl: " << dev.status().message() << "\n";
-    return 1;
-  }
-  auto in = clogd::logd::InspectLog(**dev);
-  if (!in.ok()) {
-    std::cerr << "clogctl: " << in.status().message() << "\n";
-    return 1;
-  }
-  std::cout << (json ? clogd::logd::InspectionJson(*in) + "\n"
-                     : clogd::logd::FormatInspection(*in));
-  return in->problems.empty() ? 0 : 2;
+  std::string socket = logd::kDefaultControlSocket;
+  auto* status = app.add_subcommand("status", "status of every log this node's clogd serves");
+  bool status_json = false, watch = false;
+  double interval = 1.0;
+  uint64_t count = 0;
+  status->add_flag("--json", status_json, "print the daemon's JSON (fields in logd/README.md)");
+  status->add_option("--socket", socket, "clogd's control socket")->capture_default_str();
+  status->add_flag("--watch", watch, "show resync progress per log until interrupted");
+  status->add_option("--interval", interval, "seconds between samples with --watch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  status->add_option("--count", count, "with --watch: stop after this many samples (0: never)");
+
+  auto* nodes = app.add_subcommand("nodes", "this node's id and each log's members and server");
+  bool nodes_json = false;
+  nodes->add_flag("--json", nodes_json, "print the daemon's JSON (fields in logd/README.md)");
+  nodes->add_option("--socket", socket, "clogd's control socket")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (*inspect) return Inspect(device, inspect_json);
+  if (*status)
+    return watch ? Watch(socket, interval, count, status_json) : ShowStatus(socket, status_json);
+  return ShowNodes(socket, nodes_json);
 }

@@ -62,33 +62,42 @@ LogReport ReportLocal(const LocalLog& log, NodeId node) {
 
 // clustered-disk: other members' marks live only in their slots on the shared device.
 void AddDeviceSlots(LogReport& r, const ClusterLog& log, const std::vector<NodeId>& others,
-                    const DeviceInspector& inspector) {
-  std::optional<LogInspection> seen;
-  if (!others.empty() && inspector) {
-    auto in = inspector(log.args().device);
-    if (in.ok()) {
-      seen = std::move(in).value();
+                    const SlotReader& reader) {
+  std::vector<uint32_t> wanted;
+  for (NodeId n : others) {
+    if (uint32_t slot = log.state().SlotOf(n); slot != kNoSlot) wanted.push_back(slot);
+  }
+  std::optional<SlotPeek> seen;
+  if (!wanted.empty() && reader) {
+    auto peek = reader(log.args().device, log.args().RegionCount(), wanted);
+    if (peek.ok()) {
+      seen = std::move(peek).value();
       for (const auto& p : seen->problems) r.notes.push_back("log device: " + p);
     } else {
-      r.notes.push_back("other members' marks not read: " + in.status().message());
+      r.notes.push_back("other members' marks not read: " + peek.status().message());
     }
   }
   for (NodeId n : others) {
     NodeDirty d{n, "unknown", false, false, {}};
     const uint32_t slot = log.state().SlotOf(n);
+    const region::SlotRecord* rec = nullptr;
     if (seen && slot != kNoSlot) {
-      for (size_t i = 0; i < seen->slots.size(); ++i) {
-        if (seen->slot_index[i] != slot || seen->slots[i].node_id != n) continue;
-        d = {n, "device", true, seen->slots[i].overflow, seen->slots[i].regions};
-      }
-      // A used slot of a member not found: the slot is free on disk (no marks written yet).
-      if (!d.known) d = {n, "device", true, false, {}};
+      auto it = seen->slots.find(slot);
+      if (it != seen->slots.end()) rec = &it->second;
+    }
+    if (rec && rec->node_id == n) {
+      d = {n, "device", true, rec->overflow, rec->regions};
+    } else if (rec && rec->node_id == 0) {
+      d = {n, "device", true, false, {}};  // a new member that has not written its slot yet
+    } else if (rec) {
+      r.notes.push_back("slot " + std::to_string(slot) + " of node " + std::to_string(n) +
+                        " holds node " + std::to_string(rec->node_id) + " on the device");
     }
     r.dirty.push_back(std::move(d));
   }
 }
 
-LogReport ReportCluster(const ClusterLog& log, const DeviceInspector& inspector) {
+LogReport ReportCluster(const ClusterLog& log, const SlotReader& reader) {
   LogReport r;
   FillCommon(r, log.uuid(), log.args());
   r.mode = "cluster";
@@ -130,7 +139,7 @@ LogReport ReportCluster(const ClusterLog& log, const DeviceInspector& inspector)
     for (NodeId n : nodes) {
       if (n != log.node()) others.push_back(n);
     }
-    AddDeviceSlots(r, log, others, inspector);
+    AddDeviceSlots(r, log, others, reader);
     for (const auto& [n, regions] : s.busy) {
       if (!regions.empty()) r.busy.push_back({n, ToVector(regions)});
     }
@@ -273,7 +282,7 @@ StatusReport BuildStatusReport(const LogEngine& engine, const ReportOptions& opt
   StatusReport report;
   report.node = options.node;
   for (const ClusterLog* log : engine.ClusterLogs()) {
-    report.logs.push_back(ReportCluster(*log, options.inspector));
+    report.logs.push_back(ReportCluster(*log, options.slot_reader));
   }
   for (const LocalLog* log : engine.Logs()) report.logs.push_back(ReportLocal(*log, options.node));
   std::stable_sort(report.logs.begin(), report.logs.end(),

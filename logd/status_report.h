@@ -1,7 +1,7 @@
 // What `clogctl status` and `clogctl nodes` show: a snapshot of every log a LogEngine
 // serves (single-node and clustered), built from the engine's read-only accessors, with
 // its stable JSON encoding (fields in logd/README.md) and the human text (≤ 80 columns).
-// Pure: no I/O except through the optional DeviceInspector the caller passes in.
+// Pure: no I/O except through the optional SlotReader the caller passes in.
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "logd/log_engine.h"
-#include "logd/log_inspect.h"
+#include "logd/slot_peek.h"
 #include "region/status.h"
 
 namespace clogd::logd {
@@ -81,14 +81,15 @@ struct StatusReport {
   std::vector<LogReport> logs;
 };
 
-// Reads a log device read-only (production: open it and InspectLog it). Used for the
-// slots of other members of clustered-disk logs.
-using DeviceInspector = std::function<Result<LogInspection>(const std::string& device)>;
+// Reads chosen slots of a log device read-only (production: open it and PeekSlots). Used
+// for the marks of other members of clustered-disk logs.
+using SlotReader = std::function<Result<SlotPeek>(const std::string& device, uint64_t nr_regions,
+                                                  const std::vector<uint32_t>& slots)>;
 
 struct ReportOptions {
   NodeId node = 0;  // this node (single-node logs have no other way to know it)
   // Empty: other members' clustered-disk marks are reported as "unknown".
-  DeviceInspector inspector;
+  SlotReader slot_reader;
 };
 
 StatusReport BuildStatusReport(const LogEngine& engine, const ReportOptions& options);

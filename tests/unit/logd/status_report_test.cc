@@ -98,7 +98,7 @@ class LocalStatusTest : public ::testing::Test {
     engine_->Submit(Req(type, 7, "LVM-local", std::move(payload)));
     return sink_.replies.back();
   }
-  StatusReport Report() { return BuildStatusReport(*engine_, {.node = 4, .inspector = {}}); }
+  StatusReport Report() { return BuildStatusReport(*engine_, {.node = 4, .slot_reader = {}}); }
   uint64_t ResyncWork() {
     UlogReply w = Send(DM_ULOG_GET_RESYNC_WORK);
     EXPECT_EQ(AsS64(w), 1) << "expected resync work";
@@ -228,25 +228,26 @@ class ClusterStatusTest : public ::testing::TestWithParam<const char*> {
     ADD_FAILURE() << "node " << n << ": no reply to " << RequestTypeName(type);
     return {};
   }
-  DeviceInspector Inspector() {
-    return [this](const std::string& device) -> Result<LogInspection> {
+  SlotReader Reader() {
+    return [this](const std::string& device, uint64_t nr_regions,
+                  const std::vector<uint32_t>& slots) -> Result<SlotPeek> {
       auto dev = devices_.Opener()(device);
       if (!dev.ok()) return dev.status();
-      ++inspections_;
-      return InspectLog(**dev);
+      ++device_reads_;
+      return PeekSlots(**dev, nr_regions, slots);
     };
   }
-  StatusReport Report(NodeId n, bool with_inspector = true) {
+  StatusReport Report(NodeId n, bool read_device = true) {
     ReportOptions o;
     o.node = n;
-    if (with_inspector) o.inspector = Inspector();
+    if (read_device) o.slot_reader = Reader();
     return BuildStatusReport(*nodes_[n].engine, o);
   }
 
   Devices devices_;
   FakeCluster cluster_;
   std::map<NodeId, Node> nodes_;
-  int inspections_ = 0;
+  int device_reads_ = 0;
 };
 
 TEST_P(ClusterStatusTest, MembersServerAndEveryNodesMarks) {
@@ -283,10 +284,10 @@ TEST_P(ClusterStatusTest, MembersServerAndEveryNodesMarks) {
   if (disk()) {
     EXPECT_EQ(DirtyOf(r, 1)->source, "own");
     EXPECT_EQ(DirtyOf(r, 2)->source, "device") << "read from node 2's slot";
-    EXPECT_EQ(inspections_, 1) << "one read of the device per report";
+    EXPECT_EQ(device_reads_, 1) << "one read of the device per report";
   } else {
     EXPECT_EQ(DirtyOf(r, 2)->source, "replica");
-    EXPECT_EQ(inspections_, 0) << "a core log has no device to read";
+    EXPECT_EQ(device_reads_, 0) << "a core log has no device to read";
   }
   ExpectRoundTrip(report);
   ExpectFitsEightyColumns(FormatStatus(report));
@@ -306,7 +307,7 @@ TEST_P(ClusterStatusTest, OtherMembersDiskMarksAreUnknownWithoutReadingTheDevice
   Start(1);
   Start(2);
   ASSERT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({4})).error, 0);
-  const LogReport r = Report(1, /*with_inspector=*/false).logs.at(0);
+  const LogReport r = Report(1, /*read_device=*/false).logs.at(0);
   ASSERT_NE(DirtyOf(r, 2), nullptr);
   if (disk()) {
     EXPECT_FALSE(DirtyOf(r, 2)->known);

@@ -1,0 +1,330 @@
+// The control socket: accept, check the peer is root, read request lines, answer each
+// with one JSON line. Every socket is non-blocking; a slow or vanished client costs the
+// daemon nothing but its buffers (bounded: a request line is capped, and a client that
+// does not read its replies is not read from until it does).
+#include "logd/control_server.h"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "logd/device_path.h"
+
+namespace clogd::logd {
+
+namespace {
+
+using nlohmann::json;
+
+// A client whose unread replies exceed this is not read from until they drain.
+constexpr size_t kMaxPendingOutput = 1 << 20;
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+std::string ErrorLine(const std::string& message) {
+  return json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Status FillAddress(const std::string& path, sockaddr_un& addr) {
+  addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return InvalidArgument("control socket path '" + path + "' must be 1 to " +
+                           std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return Status::Ok();
+}
+
+// A socket file nobody listens on is left behind by a daemon that died; replace it. One
+// somebody answers on belongs to a running daemon.
+Status ClearStalePath(const std::string& path, const sockaddr_un& addr) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return IoError("control socket " + path + ": " + ErrnoText());
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Busy("control socket " + path + " exists and is not a socket; not touching it");
+  }
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return IoError("control socket probe: " + ErrnoText());
+  const int rc = connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int err = errno;
+  close(probe);
+  if (rc == 0) return Busy("another clogd is listening on " + path);
+  if (err != ECONNREFUSED) {
+    return IoError("control socket " + path + ": " + std::strerror(err));
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return IoError("removing stale control socket " + path + ": " + ErrnoText());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+ControlServer::ControlServer(const LogEngine& engine, ControlOptions options)
+    : ControlServer([&engine] { return &engine; }, std::move(options)) {}
+
+ControlServer::ControlServer(std::function<const LogEngine*()> engine, ControlOptions options)
+    : engine_(std::move(engine)), options_(std::move(options)) {}
+
+ControlServer::~ControlServer() {
+  while (!clients_.empty()) Drop(clients_.begin()->first);
+  if (listen_fd_ >= 0) {
+    if (options_.watch) options_.watch(listen_fd_, 0);
+    close(listen_fd_);
+  }
+  // Remove the socket file only if it is still ours (a successor may have replaced it).
+  struct stat st {};
+  if (created_path_ && lstat(options_.path.c_str(), &st) == 0 && st.st_dev == path_dev_ &&
+      st.st_ino == path_ino_) {
+    unlink(options_.path.c_str());
+  }
+}
+
+void ControlServer::Log(Severity s, const std::string& message) const {
+  if (options_.log) options_.log(s, "control socket: " + message);
+}
+
+Status ControlServer::Listen() {
+  sockaddr_un addr;
+  CLOG_RETURN_IF_ERROR(FillAddress(options_.path, addr));
+  CLOG_RETURN_IF_ERROR(ClearStalePath(options_.path, addr));
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return IoError("control socket: " + ErrnoText());
+  // The umask makes the file 0600 from its first moment (chmod after bind leaves a window
+  // in which anyone may connect); the daemon is single-threaded, so this is safe.
+  const mode_t old_mask = umask(0177);
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int bind_errno = errno;
+  umask(old_mask);
+  if (rc != 0) {
+    close(fd);
+    return IoError("control socket " + options_.path + ": bind: " + std::strerror(bind_errno));
+  }
+  struct stat st {};
+  if (chmod(options_.path.c_str(), 0600) != 0 || lstat(options_.path.c_str(), &st) != 0 ||
+      listen(fd, 16) != 0) {
+    const std::string why = ErrnoText();
+    close(fd);
+    unlink(options_.path.c_str());
+    return IoError("control socket " + options_.path + ": " + why);
+  }
+  listen_fd_ = fd;
+  created_path_ = true;
+  path_dev_ = st.st_dev;
+  path_ino_ = st.st_ino;
+  options_.watch(listen_fd_, EPOLLIN);
+  return Status::Ok();
+}
+
+bool ControlServer::Owns(int fd) const {
+  return fd >= 0 && (fd == listen_fd_ || clients_.contains(fd));
+}
+
+void ControlServer::OnReadable(int fd) {
+  if (fd == listen_fd_) {
+    Accept();
+    return;
+  }
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (!ReadFrom(fd, it->second) || !WriteTo(fd, it->second)) {
+    Drop(fd);
+    return;
+  }
+  UpdateWatch(fd, it->second);
+}
+
+void ControlServer::OnWritable(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (!WriteTo(fd, it->second)) {
+    Drop(fd);
+    return;
+  }
+  UpdateWatch(fd, it->second);
+}
+
+void ControlServer::Accept() {
+  for (;;) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED) {
+        Log(Severity::kWarning, "accept: " + ErrnoText());
+      }
+      return;
+    }
+    AddClient(fd);
+  }
+}
+
+void ControlServer::Adopt(int fd) {
+  // Everything here assumes non-blocking sockets; an adopted one may not be.
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  AddClient(fd);
+}
+
+void ControlServer::AddClient(int fd) {
+  Client& c = clients_[fd];
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    c.out = ErrorLine("cannot identify the caller: " + ErrnoText()) + "\n";
+    c.close_after_write = true;
+  } else if (cred.uid != options_.allowed_uid) {
+    Log(Severity::kInfo,
+        "refused uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ")");
+    c.out = ErrorLine("permission denied: clogd's control socket serves uid " +
+                      std::to_string(options_.allowed_uid) + " only, you are uid " +
+                      std::to_string(cred.uid)) +
+            "\n";
+    c.close_after_write = true;
+  } else if (clients_.size() > options_.max_clients) {
+    c.out = ErrorLine("busy: " + std::to_string(options_.max_clients) +
+                      " control clients connected already") +
+            "\n";
+    c.close_after_write = true;
+  }
+  if (!WriteTo(fd, c)) {
+    Drop(fd);
+    return;
+  }
+  UpdateWatch(fd, c);
+}
+
+bool ControlServer::ReadFrom(int fd, Client& c) {
+  if (c.close_after_write) return true;  // nothing more is read from a refused client
+  bool eof = false;
+  char buf[4096];
+  // Read only while there is room: a client that does not read its replies stops being
+  // read from (its requests wait in the socket, not in our memory).
+  while (c.out.size() < kMaxPendingOutput) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return false;  // ECONNRESET and friends: the client is gone
+    }
+    if (n == 0) {
+      eof = true;
+      break;
+    }
+    c.in.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1) {
+      std::string line = c.in.substr(start, nl - start);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+      c.out += Handle(line) + "\n";
+    }
+    c.in.erase(0, start);
+    if (c.in.size() > options_.max_request_bytes) {
+      c.out += ErrorLine("request longer than " + std::to_string(options_.max_request_bytes) +
+                         " bytes without a newline") +
+               "\n";
+      c.in.clear();
+      c.close_after_write = true;
+      return true;
+    }
+  }
+  if (eof) {
+    // A request cut short by the client's exit is dropped; answers already owed are
+    // still written (a client may half-close after its request).
+    c.in.clear();
+    if (c.out.empty()) return false;
+    c.close_after_write = true;
+  }
+  return true;
+}
+
+bool ControlServer::WriteTo(int fd, Client& c) {
+  while (!c.out.empty()) {
+    const ssize_t n = send(fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      return false;  // EPIPE, ECONNRESET: the client left without its reply
+    }
+    c.out.erase(0, static_cast<size_t>(n));
+  }
+  return !c.close_after_write;
+}
+
+void ControlServer::UpdateWatch(int fd, Client& c) {
+  uint32_t want = 0;
+  if (!c.close_after_write && c.out.size() < kMaxPendingOutput) want |= EPOLLIN;
+  if (!c.out.empty()) want |= EPOLLOUT;
+  // A refused client with its error line still queued needs EPOLLOUT only; hang-ups are
+  // reported by epoll regardless and arrive as OnReadable.
+  if (want != c.watched) {
+    options_.watch(fd, want);
+    c.watched = want;
+  }
+}
+
+void ControlServer::Drop(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (it->second.watched != 0) options_.watch(fd, 0);
+  clients_.erase(it);
+  close(fd);
+}
+
+std::string ControlServer::Handle(const std::string& request_line) const {
+  const json req = json::parse(request_line, nullptr, /*allow_exceptions=*/false);
+  if (req.is_discarded()) {
+    return ErrorLine("bad request: not JSON (send one object per line, e.g. {\"cmd\":\"status\"})");
+  }
+  if (!req.is_object()) return ErrorLine("bad request: not a JSON object");
+  auto cmd = req.find("cmd");
+  if (cmd == req.end() || !cmd->is_string()) {
+    return ErrorLine("bad request: no \"cmd\" string (known commands: status, nodes)");
+  }
+  const std::string name = cmd->get<std::string>();
+  if (name != "status" && name != "nodes") {
+    return ErrorLine("unknown command \"" + name + "\" (known commands: status, nodes)");
+  }
+  const LogEngine* engine = engine_();
+  if (engine == nullptr) {
+    return ErrorLine("clogd has no log engine yet (cluster mode: waiting for corosync)");
+  }
+  ReportOptions report;
+  report.node = options_.node;
+  if (report.node == 0 && !engine->ClusterLogs().empty()) {
+    report.node = engine->ClusterLogs().front()->node();
+  }
+  if (name == "status") {
+    // Reading other members' slots costs a read of the log device; `clogctl status
+    // --watch` asks without it.
+    bool device_slots = true;
+    if (auto ds = req.find("device_slots"); ds != req.end()) {
+      if (!ds->is_boolean())
+        return ErrorLine("bad request: \"device_slots\" must be true or false");
+      device_slots = ds->get<bool>();
+    }
+    if (device_slots) report.slot_reader = options_.slot_reader;
+    return StatusJson(BuildStatusReport(*engine, report));
+  }
+  return NodesJson(NodesOf(BuildStatusReport(*engine, report)));
+}
+
+Result<SlotPeek> PeekLogDeviceSlots(const std::string& device, uint64_t nr_regions,
+                                    const std::vector<uint32_t>& slots) {
+  auto dev = OpenLogDevice(device);
+  if (!dev.ok()) return dev.status();
+  return PeekSlots(**dev, nr_regions, slots);
+}
+
+}  // namespace clogd::logd
