@@ -151,12 +151,13 @@ CpgTransport::CpgTransport(LogFn log, FdWatch watch)
     : log_(std::move(log)), watch_(std::move(watch)) {}
 
 CpgTransport::~CpgTransport() {
-  for (auto& [name, g] : groups_) {
-    g->dead = true;
-    cpg_name cname = MakeCpgName(name);
-    (void)RetryTryAgain([&] { return cpg_leave(g->handle, &cname); });
-    watch_(g->fd, false);
-    cpg_finalize(g->handle);
+  for (auto& entry : groups_) {
+    Group& g = *entry.second;
+    g.dead = true;
+    cpg_name cname = MakeCpgName(entry.first);
+    (void)RetryTryAgain([&] { return cpg_leave(g.handle, &cname); });
+    watch_(g.fd, false);
+    cpg_finalize(g.handle);
   }
   groups_.clear();
   for (auto& g : graveyard_) cpg_finalize(g->handle);

@@ -27,6 +27,9 @@
 //    the sequencer reports Lost and the transport makes the handler join again.
 //  * The totem ring sequence is per partition: two sides of a split can use the same id for
 //    different changes (only one side can hold quorum, and they exchange nothing meanwhile).
+//    A group that empties and is created again within one ring numbers from 1 again: an id
+//    names one change within one unbroken life of the group (a member that stays never sees
+//    an id twice). Ring sequences stay far below 2^32 (corosync adds a few per ring change).
 //  * Member lists: corosync keeps group members sorted by (node id, pid) and so does this
 //    sequencer (members, joined and left alike): the order is ascending node id on every
 //    node, not age of membership.
