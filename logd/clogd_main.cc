@@ -3,6 +3,7 @@
 // event loop, the kernel port, the engine and the cluster link.
 // Exceptions stop here: the core returns Status values.
 #include <signal.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "logd/control_server.h"
 #include "logd/cpg_cluster.h"
 #include "logd/daemon.h"
 #include "logd/daemon_log.h"
@@ -54,8 +56,15 @@ int main(int argc, char** argv) {
   app.add_option("--kernel-socket", config.kernel_socket,
                  "FOR TESTS AND TOOLS ONLY: instead of the kernel, serve one driver program "
                  "on this Unix SOCK_SEQPACKET socket (protocol: logd/TEST_LINK.md)");
+  std::string control_socket = clogd::logd::kDefaultControlSocket;
+  app.add_option("--control-socket", control_socket,
+                 "Unix socket clogctl status/nodes ask (root only; empty: none)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (node_id != 0) config.node_id = node_id;
+  // Replies name this node; in cluster mode without --node-id it is corosync's, which the
+  // control server takes from the clustered logs.
+  const uint32_t report_node = node_id != 0 ? node_id : config.cluster ? 0 : 1;
   if (config.expected_nodes != 0 && !config.cluster) {
     std::fprintf(stderr, "clogd: --expected-nodes needs --cluster\n");
     return 2;
@@ -85,5 +94,33 @@ int main(int argc, char** argv) {
   hooks.cluster = clogd::logd::MakeCpgCluster;
   clogd::logd::Daemon clogd_daemon(std::move(config), std::move(hooks));
   if (clogd::Status s = clogd_daemon.Start(); !s.ok()) return refuse(s.ToString());
+
+  // The control socket is for the operator; failing to create it is logged, and the
+  // kernel is served anyway (refusing would hang every mirror on this node).
+  clogd::logd::ControlServer* control_ptr = nullptr;
+  clogd::logd::ControlOptions control;
+  control.path = control_socket;
+  control.node = report_node;
+  control.slot_reader = clogd::logd::PeekLogDeviceSlots;
+  control.log = log.AsLogFn();
+  control.watch = [&loop = clogd_daemon.loop(), &control_ptr, &log](int fd, uint32_t events) {
+    if (events == 0) {
+      loop.Unwatch(fd);
+      return;
+    }
+    clogd::Status s = loop.Watch(fd, events, [&control_ptr, fd](uint32_t got) {
+      if (got & (EPOLLIN | EPOLLHUP | EPOLLERR)) control_ptr->OnReadable(fd);
+      if ((got & EPOLLOUT) && control_ptr->Owns(fd)) control_ptr->OnWritable(fd);
+    });
+    if (!s.ok()) log.Write(clogd::logd::Severity::kWarning, "control socket: " + s.ToString());
+  };
+  clogd::logd::ControlServer control_server([&clogd_daemon] { return clogd_daemon.engine(); },
+                                            std::move(control));
+  control_ptr = &control_server;
+  if (!control_socket.empty()) {
+    if (clogd::Status s = control_server.Listen(); !s.ok()) {
+      log.Write(clogd::logd::Severity::kError, s.message() + " (clogctl status will not work)");
+    }
+  }
   return clogd_daemon.Run();
 }
