@@ -43,6 +43,9 @@ std::string FormatDuration(double seconds) {
 
 namespace {
 
+// "100.0%  -999k/s  left 23h59m": the widest tail of a running resync.
+constexpr size_t kTailAllowance = 29;
+
 std::string RateText(double rate) {
   char buf[32];
   const double a = std::fabs(rate);
@@ -81,8 +84,11 @@ std::string ProgressLine(const std::string& name, std::optional<uint64_t> in_syn
       tail += "  left " + (*rate > 0 ? FormatDuration(static_cast<double>(left) / *rate) : "?");
     }
   }
-  if (tail.size() + 2 >= width) return Elide(tail, width);
-  const size_t room = width - tail.size() - 2;  // name + " " + bar + " " before the tail
+  // The bar keeps its width from sample to sample: the tail gets a fixed allowance (the
+  // widest it normally is) rather than its current length.
+  const size_t allowance = std::max(tail.size(), kTailAllowance);
+  if (allowance + 2 >= width) return Elide(tail, width);
+  const size_t room = width - allowance - 2;  // name + " " + bar + " " before the tail
   size_t name_width = std::min(name.size(), std::max<size_t>(room / 2, room > 24 ? 24 : room));
   std::string line = Elide(name, name_width);
   if (in_sync && room > line.size() + 5) {
@@ -93,7 +99,7 @@ std::string ProgressLine(const std::string& name, std::optional<uint64_t> in_syn
   } else {
     line.resize(room, ' ');
   }
-  return line + "  " + tail;
+  return line + "  " + tail;  // ≤ width: the tail is at most its allowance
 }
 
 }  // namespace clogd::logd

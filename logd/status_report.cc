@@ -147,26 +147,34 @@ LogReport ReportCluster(const ClusterLog& log, const SlotReader& reader) {
   return r;
 }
 
-// Appends "label text" to `out`, wrapping words at kWidth with a hanging indent.
-void Field(std::ostringstream& out, const std::string& label, const std::string& text) {
+// Appends "label item item ..." to `out`, wrapping between items at kWidth with a
+// hanging indent; an item wider than a line is cut with "...".
+void FieldItems(std::ostringstream& out, const std::string& label,
+                const std::vector<std::string>& items) {
   std::string line = "  " + label;
   line.resize(kLabelWidth, ' ');
   const std::string indent(kLabelWidth, ' ');
-  bool first_word = true;
-  std::istringstream words(text);
-  std::string w;
-  while (words >> w) {
-    w = Elide(w, kWidth - kLabelWidth);
-    if (!first_word && line.size() + 1 + w.size() > kWidth) {
+  bool first = true;
+  for (std::string item : items) {
+    item = Elide(item, kWidth - kLabelWidth);
+    if (!first && line.size() + 1 + item.size() > kWidth) {
       out << line << "\n";
       line = indent;
-      first_word = true;
+      first = true;
     }
-    if (!first_word) line += ' ';
-    line += w;
-    first_word = false;
+    if (!first) line += ' ';
+    line += item;
+    first = false;
   }
   out << line << "\n";
+}
+
+// The same with the words of `text` as items.
+void Field(std::ostringstream& out, const std::string& label, const std::string& text) {
+  std::vector<std::string> words;
+  std::istringstream in(text);
+  for (std::string w; in >> w;) words.push_back(w);
+  FieldItems(out, label, words);
 }
 
 // "<prefix>: 3 regions: 4 5 9" cut with "..." so that it fits one field line.
@@ -259,13 +267,14 @@ void FormatLog(std::ostringstream& out, const LogReport& r) {
     Field(out, label, RegionList("node " + std::to_string(b.node), b.regions));
     label.clear();
   }
-  std::string counters;
-  for (const auto& [name, value] : r.counters) {
-    std::string pretty = name;
+  std::vector<std::string> counters;  // "slot writes 3," kept whole on one line
+  for (size_t i = 0; i < r.counters.size(); ++i) {
+    std::string pretty = r.counters[i].first;
     std::replace(pretty.begin(), pretty.end(), '_', ' ');
-    counters += (counters.empty() ? "" : ", ") + pretty + " " + std::to_string(value);
+    counters.push_back(pretty + " " + std::to_string(r.counters[i].second) +
+                       (i + 1 < r.counters.size() ? "," : ""));
   }
-  Field(out, "counters", counters);
+  FieldItems(out, "counters", counters);
   for (const auto& n : r.notes) Field(out, "note", n);
 }
 
