@@ -57,8 +57,9 @@ class ClogdSocketTest : public ::testing::Test {
 
   // Starts clogd on the test socket and connects the driver.
   void StartClogd() {
-    ASSERT_TRUE(
-        clogd_.Start(CLOGD_BINARY, {"-f", "--kernel-socket", socket_, "--pidfile", pidfile_}));
+    // No control socket: the default (/run/clogd.sock) is the host's, not a test's.
+    ASSERT_TRUE(clogd_.Start(CLOGD_BINARY, {"-f", "--kernel-socket", socket_, "--pidfile", pidfile_,
+                                            "--control-socket", ""}));
     ASSERT_TRUE(driver_.Connect(socket_, kBoundMs))
         << "clogd did not listen on " << socket_ << "; its output:\n"
         << clogd_.output();
@@ -160,8 +161,8 @@ TEST_F(ClogdSocketTest, SigquitForcesAnExitWithLogsActive) {
 TEST_F(ClogdSocketTest, SecondClogdWithTheSamePidfileIsRefused) {
   StartClogd();
   ClogdProcess second;
-  ASSERT_TRUE(second.Start(
-      CLOGD_BINARY, {"-f", "--kernel-socket", run_dir_ + "/other.sock", "--pidfile", pidfile_}));
+  ASSERT_TRUE(second.Start(CLOGD_BINARY, {"-f", "--kernel-socket", run_dir_ + "/other.sock",
+                                          "--pidfile", pidfile_, "--control-socket", ""}));
   EXPECT_EQ(second.WaitExit(kBoundMs), 1) << second.output();
   EXPECT_NE(second.output().find("holds " + pidfile_ + "; refusing to start"), std::string::npos)
       << second.output();
