@@ -83,6 +83,7 @@ ControlServer::~ControlServer() {
     if (options_.watch) options_.watch(listen_fd_, 0);
     close(listen_fd_);
   }
+  if (spare_fd_ >= 0) close(spare_fd_);
   // Remove the socket file only if it is still ours (a successor may have replaced it).
   struct stat st {};
   if (created_path_ && lstat(options_.path.c_str(), &st) == 0 && st.st_dev == path_dev_ &&
@@ -120,6 +121,7 @@ Status ControlServer::Listen() {
     return IoError("control socket " + options_.path + ": " + why);
   }
   listen_fd_ = fd;
+  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   created_path_ = true;
   path_dev_ = st.st_dev;
   path_ino_ = st.st_ino;
@@ -159,8 +161,28 @@ void ControlServer::Accept() {
   for (;;) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+        // Out of descriptors: the pending connection would keep the (level-triggered)
+        // listen socket readable and the loop spinning. Free the spare, take the
+        // connection, tell it why, and close it.
+        close(spare_fd_);
+        const int refused = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int accept_errno = errno;
+        if (refused >= 0) {
+          const std::string line =
+              ErrorLine("busy: clogd is out of file descriptors, try again later") + "\n";
+          (void)send(refused, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+          close(refused);
+          Log(Severity::kWarning, "accept: out of file descriptors; a client was turned away");
+        }
+        spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        // EMFILE says nothing about a pending connection (the descriptor is allocated
+        // first): stop once the queue is empty.
+        if (refused < 0 && accept_errno != EINTR && accept_errno != ECONNABORTED) return;
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
         Log(Severity::kWarning, "accept: " + ErrnoText());
       }
       return;

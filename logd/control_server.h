@@ -88,6 +88,9 @@ class ControlServer {
   std::function<const LogEngine*()> engine_;
   ControlOptions options_;
   int listen_fd_ = -1;
+  // Held open so that, out of descriptors, a pending connection can still be taken and
+  // turned away instead of leaving the listen socket readable forever (a busy loop).
+  int spare_fd_ = -1;
   bool created_path_ = false;
   dev_t path_dev_ = 0;
   ino_t path_ino_ = 0;

@@ -6,6 +6,8 @@
 #include "logd/control_server.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -281,6 +283,40 @@ TEST_F(ControlServerTest, NeverStealsALiveSocketButReplacesAStaleOne) {
   ControlServer refused(*engine_, f);
   EXPECT_EQ(refused.Listen().code(), Errc::kBusy);
   EXPECT_TRUE(std::filesystem::is_regular_file(file));
+}
+
+TEST_F(ControlServerTest, OutOfDescriptorsTurnsClientsAwayWithoutSpinning) {
+  auto& server = Server(Options());
+  ASSERT_TRUE(server.Listen().ok());
+  // Use up every descriptor the process may have (a low limit keeps that quick).
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  const int client_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client_fd, 0);
+  rlimit low = old;
+  low.rlim_cur = rlim_t(client_fd) + 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> fillers;
+  for (int fd; (fd = dup(client_fd)) >= 0;) fillers.push_back(fd);
+  ASSERT_EQ(errno, EMFILE);
+
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, (dir_ + "/clogd.sock").c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(connect(client_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  RawClient turned_away(client_fd);
+  const std::string error = ErrorOf(turned_away.Reply(loop_));
+  EXPECT_NE(error.find("out of file descriptors"), std::string::npos) << error;
+  EXPECT_TRUE(turned_away.WaitClosed(loop_));
+  pollfd listen{server.listen_fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&listen, 1, 0), 0) << "nothing left pending: the loop does not spin";
+
+  for (int fd : fillers) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  RawClient later(ConnectTo(dir_ + "/clogd.sock"));
+  ASSERT_GE(later.fd(), 0);
+  later.Send("{\"cmd\":\"nodes\"}\n");
+  EXPECT_TRUE(NodesFromJson(later.Reply(loop_).value_or("")).ok()) << "served again";
 }
 
 TEST_F(ControlServerTest, ADaemonWithoutAnEngineYetSaysSo) {
