@@ -4,7 +4,7 @@
 # host. A missing prerequisite is a failure that names it, never a skip.
 #
 #   vm-test.sh TEST --build-dir DIR --work DIR [--ko FILE] [--missing TEXT]
-# TEST: tables | bad-args | fio | corosync. --missing: why CMake could not build the module.
+# TEST: tables | bad-args | fio | corosync | cluster-mirror. --missing: why CMake could not build the module.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -110,8 +110,22 @@ case $test_name in
       fail "the shared disk file does not hold what VM 1 wrote"
     ;;
 
+  cluster-mirror)
+    log=$(new_disk log.img 4) a=$(new_disk a.img 32) b=$(new_disk b.img 32)
+    head -c $((32 * MiB)) /dev/urandom >"$a"
+    "${run[@]}" --vms 3 --disk "$log" --disk "$a" --disk "$b" --timeout 400 \
+      "$here/guest/cluster-mirror.sh" || fail "guest job failed (results in $work/out)"
+    for i in 1 2 3; do grep "^node $i: in sync" "$work/out/vm$i/stdout"; done
+    cmp "$a" "$b" || fail "the legs differ after the clustered mirror was removed"
+    for i in 1 2 3; do
+      cmp <(dd if="$a" bs=1M skip=$((i * 4)) count=1 status=none) "$work/out/slice$i" ||
+        fail "VM $i's slice is not on the legs"
+    done
+    echo "ok: legs byte-identical and holding every VM's slice (host cmp)"
+    ;;
+
   *)
-    echo "vm-test: unknown test '$test_name' (tables, bad-args, fio, corosync)" >&2
+    echo "vm-test: unknown test '$test_name' (tables, bad-args, fio, corosync, cluster-mirror)" >&2
     exit 2
     ;;
 esac
