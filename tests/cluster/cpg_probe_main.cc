@@ -7,9 +7,9 @@
 //   membership {view_id, members, joined, left, reasons}   reasons: left|process_down|node_down
 //   deliver {from, data}            (not with --quiet)
 //   transport_lost {}  rejoin {status}  (retried every 200 ms until ok)
-//   send {status}  burst_sent {count}  left {status}  join {status}
+//   send {status}  burst_sent {count, busy}  left {status}  join {status}
 //   pingpong {count, size, members, rtt_median_us, rtt_p99_us, rtt_msgs_per_s, window,
-//             throughput_msgs_per_s}
+//             throughput_msgs_per_s, busy}   busy: multicasts refused (kBusy), retried
 //   error {stage, message}          (then exit 1)
 // Commands: send TEXT | sendsize BYTES | burst COUNT PREFIX | leave | join | quit.
 #include <sys/epoll.h>
@@ -57,6 +57,7 @@ struct Options {
   uint32_t size = 64;
   uint32_t members = 1;
   uint32_t window = 64;
+  bool flood_only = false;  // skip the one-at-a-time round trips
 };
 
 class Probe final : public ClusterHandler {
@@ -171,11 +172,14 @@ class Probe final : public ClusterHandler {
   void Drain() {
     while (!outbox_.empty()) {
       Status s = transport_.Multicast(opt_.group, outbox_.front());
-      if (s.code() == Errc::kBusy) return;
+      if (s.code() == Errc::kBusy) {
+        ++busy_;
+        return;
+      }
       if (!s.ok()) Emit({{"event", "send"}, {"status", s.ToString()}});
       outbox_.pop_front();
       if (outbox_.empty() && burst_pending_ > 0) {
-        Emit({{"event", "burst_sent"}, {"count", burst_pending_}});
+        Emit({{"event", "burst_sent"}, {"count", burst_pending_}, {"busy", busy_}});
         burst_pending_ = 0;
       }
     }
@@ -231,6 +235,7 @@ class Probe final : public ClusterHandler {
   void PingPong() {
     if (members_ < opt_.members || done_) return;
     const uint32_t n = opt_.pingpong;
+    if (phase_ == 0 && opt_.flood_only) phase_ = 1;
     if (phase_ == 0 && in_flight_ == 0) {
       if (sent_ == n) {
         phase_ = 1;
@@ -253,7 +258,10 @@ class Probe final : public ClusterHandler {
     }
     const Clock::time_point now = Clock::now();
     Status s = transport_.Multicast(opt_.group, msg);
-    if (s.code() == Errc::kBusy) return false;
+    if (s.code() == Errc::kBusy) {
+      ++busy_;
+      return false;
+    }
     if (!s.ok()) {
       exit_code_ = Fail("pingpong", s.ToString());
       done_ = true;
@@ -289,20 +297,24 @@ class Probe final : public ClusterHandler {
 
   void Report() {
     const double total = std::chrono::duration<double>(Clock::now() - phase_start_).count();
-    std::sort(rtts_us_.begin(), rtts_us_.end());
-    auto pct = [&](double p) {
-      return rtts_us_[std::min(rtts_us_.size() - 1,
-                               static_cast<size_t>(p * static_cast<double>(rtts_us_.size())))];
-    };
-    Emit({{"event", "pingpong"},
-          {"count", opt_.pingpong},
-          {"size", opt_.size},
-          {"members", members_},
-          {"rtt_median_us", pct(0.5)},
-          {"rtt_p99_us", pct(0.99)},
-          {"rtt_msgs_per_s", static_cast<double>(opt_.pingpong) / rtt_total_s_},
-          {"window", opt_.window},
-          {"throughput_msgs_per_s", static_cast<double>(opt_.pingpong) / total}});
+    json j = {{"event", "pingpong"},
+              {"count", opt_.pingpong},
+              {"size", opt_.size},
+              {"members", members_},
+              {"window", opt_.window},
+              {"throughput_msgs_per_s", static_cast<double>(opt_.pingpong) / total},
+              {"busy", busy_}};
+    if (!rtts_us_.empty()) {  // not with --flood-only
+      std::sort(rtts_us_.begin(), rtts_us_.end());
+      auto pct = [&](double p) {
+        return rtts_us_[std::min(rtts_us_.size() - 1,
+                                 static_cast<size_t>(p * static_cast<double>(rtts_us_.size())))];
+      };
+      j["rtt_median_us"] = pct(0.5);
+      j["rtt_p99_us"] = pct(0.99);
+      j["rtt_msgs_per_s"] = static_cast<double>(opt_.pingpong) / rtt_total_s_;
+    }
+    Emit(j);
     done_ = true;
   }
 
@@ -315,6 +327,7 @@ class Probe final : public ClusterHandler {
   std::optional<Clock::time_point> rejoin_at_;
   std::deque<std::vector<uint8_t>> outbox_;
   size_t burst_pending_ = 0;
+  uint64_t busy_ = 0;  // multicasts refused by flow control (kBusy) and retried
   std::string line_;
   // --pingpong
   int phase_ = 0;
@@ -337,6 +350,7 @@ int main(int argc, char** argv) {
   app.add_option("--size", o.size, "pingpong message size in bytes (>= 8)");
   app.add_option("--members", o.members, "pingpong starts when the group has this many members");
   app.add_option("--window", o.window, "messages in flight in the throughput phase");
+  app.add_flag("--flood-only", o.flood_only, "pingpong: only the throughput phase");
   CLI11_PARSE(app, argc, argv);
   clogd::logd::Probe probe(o);
   return probe.Run();
