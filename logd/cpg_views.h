@@ -7,12 +7,14 @@
 // View ids: high 32 bits = totem ring sequence, low 32 bits = number of process-level
 // changes of this group within that ring. What real corosync 3.1.7 does (checked with
 // scripts/cluster-netns.sh, and in its cpg.c) and how the scheme uses it:
-//  * A ring change reaches a client as the group's NODEDOWN confchg, then NODEUP confchgs
-//    (one per joining node on this corosync version), then zombie PROCDOWNs, and last the
-//    totem confchg carrying the new ring id — the cpg confchgs come BEFORE the ring id. No
-//    delivery comes in between. So confchgs with NODEDOWN/NODEUP open a batch that the totem
-//    confchg closes: one Membership, view id = new ring << 32, to every member of both sides
-//    of a merge (each side sees the other side in `joined`).
+//  * A ring change reaches a client as the group's NODEDOWN confchg, then NODEUP confchg(s)
+//    (3.1.7 listed both nodes of the other side in one), then PROCDOWNs for processes that
+//    vanished meanwhile, and last the totem confchg carrying the new ring id — the cpg
+//    confchgs come BEFORE the ring id. No delivery comes in between. So confchgs with
+//    NODEDOWN/NODEUP open a batch that the totem confchg closes: one Membership, view id =
+//    new ring << 32, to every member of both sides of a merge (each side sees the other side
+//    in `joined`). A vanished-process PROCDOWN without a node-level change of the group is
+//    counted like an in-ring change: all members of the group are on one side then.
 //  * Process joins/leaves (JOIN, LEAVE, PROCDOWN) are agreed messages inside a ring: every
 //    member counts them, view id = ring << 32 | count. A member that stays saw every such
 //    change since the ring began, so all of them agree; ring sequences only grow, so ids
