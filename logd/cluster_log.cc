@@ -39,7 +39,15 @@ Status ClusterLog::Start() {
     if (!opened.ok()) return opened.status();
     log_dev_.emplace(std::move(opened).value());
   }
-  return transport_.Join(group_, this);
+  Status s = transport_.Join(group_, this);
+  if (s.code() == Errc::kIoError || s.code() == Errc::kBusy) {
+    // corosync is away or busy right now: the kernel's requests wait until this node has
+    // joined and has the state, as after a lost transport.
+    Log(Severity::kWarning, "cannot join the cluster yet (" + s.ToString() + "); retrying");
+    ScheduleJoin(2);
+    return Status::Ok();
+  }
+  return s;
 }
 
 void ClusterLog::Stop() {

@@ -112,7 +112,9 @@ class ClusterLog : public ClusterHandler {
   void BecomeReady();
   void ServerDuties();
   void MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow);
-  void ReportAfterRearm(NodeId failed, std::vector<RegionNo> hidden = {});
+  // REPORT for a merge: this node's marks among the regions now out of sync.
+  void Report(NodeId failed);
+  void ReportWhereAwaited();
   void PersistInSync(bool force);
   void FailDevice(const Status& s);
 
@@ -172,6 +174,11 @@ class ClusterLog : public ClusterHandler {
     return state_.log.InSync(r) || hide_all_out_of_sync_ || hidden_out_of_sync_.contains(r);
   }
   bool rearm_in_flight_ = false;
+  // Suspends the local mirror until this node serves again (transport or quorum lost).
+  void FreezeKernel();
+  // Joins the log's group after a second, and again every second until it works.
+  void ScheduleJoin(uint64_t attempt);
+  bool frozen_ = false;
   void WakeStarvedKernel();
   // Runs `then` after a complete suspend/resume of the local mirror that began after this
   // call (one at a time; requests made meanwhile share the next one). At once without a

@@ -171,6 +171,7 @@ void ClusterLog::OnMembership(const Membership& m) {
   if (ready_ && Quorate()) last_quorate_view_ = m.view_id;
   if (ready_ && !Quorate()) {
     Log(Severity::kWarning, "no quorum: holding kernel requests until a majority is back");
+    FreezeKernel();
   }
   Send(AnnounceMsg{m.view_id, ready_, ready_ ? prior : 0});
   DrainOutbox();
@@ -227,6 +228,9 @@ void ClusterLog::Decide() {
   for (NodeId n : round_.members) {
     if (trusted(n)) continue;
     anyone_joining = true;
+    // A joiner may come back with a running kernel that still holds regions marked (its
+    // corosync restarted, or it was cut off): recovery waits for its report of them.
+    state_.awaiting_reports[n].insert(n);
     if (disk() && state_.SlotOf(n) == kNoSlot) {
       uint32_t slot = state_.FreeSlot(log_dev_->layout().slot_count);
       if (slot != kNoSlot) state_.slot_owner[slot] = n;
@@ -273,10 +277,14 @@ void ClusterLog::Bootstrap() {
   }
   state_.members = round_.members;
   state_.server = me_;
+  // Every member's kernel may be running with regions marked (the whole cluster lost
+  // corosync, say): recovery waits until each has reported them.
+  for (NodeId member : round_.members) state_.awaiting_reports[member].insert(member);
   Log(Severity::kInfo, "bootstrapped the log (" + std::to_string(state_.log.SyncCount()) + "/" +
                            std::to_string(n) + " in sync), serving");
   BecomeReady();
   if (round_.members.size() > 1) SendCheckpoint();
+  ReportWhereAwaited();
 }
 
 void ClusterLog::SendCheckpoint() {
@@ -313,9 +321,15 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
   std::vector<ClusterMsg> replay = std::move(buffered_);
   buffered_.clear();
   for (const ClusterMsg& msg : replay) Apply(msg);
+  ReportWhereAwaited();
+}
+
+void ClusterLog::ReportWhereAwaited() {
+  std::vector<NodeId> due;
   for (const auto& [failed, nodes] : state_.awaiting_reports) {
-    if (nodes.contains(me_) && !reported_.contains(failed)) ReportAfterRearm(failed);
+    if (nodes.contains(me_) && !reported_.contains(failed)) due.push_back(failed);
   }
+  for (NodeId failed : due) Report(failed);
 }
 
 void ClusterLog::BecomeReady() {
@@ -329,6 +343,13 @@ void ClusterLog::BecomeReady() {
   // (core) or its own retained slot (disk).
   for (RegionNo r : state_.log.DirtyOf(me_)) own_dirty_.insert(r);
   const bool inherited = !state_.log.DirtyOf(me_).empty() || state_.busy.contains(me_);
+  if (!disk()) {
+    // Marks this node kept through a lost transport are no longer in the replicated set
+    // (they were merged when it left): publish them again so they outlive this node.
+    for (RegionNo r : own_dirty_) {
+      if (!state_.log.IsMarkedBy(me_, r)) delta_marks_.insert(r);
+    }
+  }
   if (disk()) {
     Status s = log_dev_->Reload();  // another node may own what we last read
     const uint32_t slot = state_.SlotOf(me_);
@@ -353,6 +374,8 @@ void ClusterLog::BecomeReady() {
       if (s.ok()) s = log_dev_->WriteSlot(slot, rec);
     }
     if (!s.ok()) FailDevice(s);
+  } else {
+    PublishOwnMarks();
   }
   if (options_.rearm_kernel) {
     // This node's kernel may be running with views older than this state (the daemon
@@ -396,24 +419,32 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   state_.awaiting_reports[node] = {state_.members.begin(), state_.members.end()};
   state_.awaiting_reports[node].erase(node);
   reported_.erase(node);
-  ReportAfterRearm(node, std::move(hidden));
+  Report(node);
+  // The hidden regions are revealed at the POSTSUSPEND of a suspend that begins after
+  // this point (PRESUSPEND takes the set): the kernel is quiesced there, so no write is
+  // between its two IN_SYNC questions when the answer changes.
+  if (!hidden.empty()) Rearm([] {});
 }
 
-void ClusterLog::ReportAfterRearm(NodeId failed, std::vector<RegionNo> hidden) {
+void ClusterLog::Report(NodeId failed) {
+  // Sent at once: every write this kernel may have in flight to a merged region was marked
+  // (the region was in sync, so not NOSYNC), and every later mark of an out-of-sync region
+  // is published (BUSY) before it is answered. Waiting for a rearm here deadlocked: a
+  // suspend already draining a write requeued on an out-of-sync region waited for that
+  // region's recovery, which waited for this report (clog-sim --seed 30903 --nodes 5).
   reported_.insert(failed);
-  std::weak_ptr<bool> alive = alive_;
-  auto report = [this, alive, failed, hidden = std::move(hidden)] {
-    if (alive.expired() || !*alive.lock() || !ready_) return;
-    // The kernel went through a suspend that began after the merge (its POSTSUSPEND
-    // revealed these), or it has no running table: either way it may see them now.
-    for (RegionNo r : hidden) hidden_out_of_sync_.erase(r);
-    std::vector<RegionNo> marked;
-    for (RegionNo r : own_dirty_) {
-      if (!state_.log.InSync(r)) marked.push_back(r);
+  // A lazy clear of a region that is out of sync now is waited for by its recovery.
+  for (RegionNo r : delta_clears_) {
+    if (!state_.log.InSync(r)) {
+      PublishOwnMarks();
+      break;
     }
-    Send(ReportMsg{failed, marked});
-  };
-  Rearm(report);
+  }
+  std::vector<RegionNo> marked;
+  for (RegionNo r : own_dirty_) {
+    if (!state_.log.InSync(r)) marked.push_back(r);
+  }
+  Send(ReportMsg{failed, marked});
 }
 
 void ClusterLog::ServerDuties() {
@@ -485,17 +516,50 @@ void ClusterLog::OnTransportLost() {
   chunks_.clear();
   buffered_.clear();
   outbox_.clear();
-  std::weak_ptr<bool> alive = alive_;
-  if (options_.schedule) {
-    options_.schedule(1'000'000, [this, alive] {
-      if (alive.expired() || !*alive.lock()) return;
-      Status s = transport_.Join(group_, this);
-      if (!s.ok()) {
-        Log(Severity::kWarning, "rejoin failed: " + s.ToString() + "; retrying");
-        OnTransportLost();
-      }
-    });
+  // Messages not delivered yet are gone with the group: requests waiting for one start
+  // over once this node has the state again (its marks stay in own_dirty_).
+  for (Pending& p : pending_) {
+    p.phase = 0;
+    p.wait_id = 0;
+    p.new_marks.clear();
   }
+  delivered_ids_.clear();
+  claim_results_.clear();
+  dones_delivered_.clear();
+  reported_.clear();
+  FreezeKernel();
+  ScheduleJoin(1);
+}
+
+void ClusterLog::ScheduleJoin(uint64_t attempt) {
+  std::weak_ptr<bool> alive = alive_;
+  if (!options_.schedule) return;
+  options_.schedule(1'000'000, [this, alive, attempt] {
+    if (alive.expired() || !*alive.lock()) return;
+    Status s = transport_.Join(group_, this);
+    if (s.ok()) {
+      if (attempt > 1) Log(Severity::kInfo, "joined the cluster again");
+      return;
+    }
+    // Once a second while corosync is away; say so at first and then every minute.
+    if (attempt == 1 || attempt % 60 == 0) {
+      Log(Severity::kWarning, "joining the cluster failed (" + s.ToString() +
+                                  "); retrying every second, kernel requests held");
+    }
+    ScheduleJoin(attempt + 1);
+  });
+}
+
+void ClusterLog::FreezeKernel() {
+  // The others will soon see this node leave and recover the regions it has marked, while
+  // its kernel could still write regions it holds DIRTY without asking the log. A noflush
+  // suspend stops that (it drains what is in flight); the RESUME that ends it is held
+  // until this node serves again, so the kernel stays frozen until then. This relies on
+  // this node noticing first (corosync's socket hangs up at once; the others wait for the
+  // token timeout); a partition needs fencing as well (CLUSTER.md).
+  if (frozen_ || !options_.rearm_kernel) return;
+  frozen_ = true;
+  Rearm([this] { frozen_ = false; });
 }
 
 }  // namespace clogd::logd

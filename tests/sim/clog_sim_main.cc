@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option("--regions", base.regions, "regions per mirror")->check(CLI::Range(1, 1 << 20));
   app.add_option("--workload-s", workload_s, "seconds of writes and faults per run");
   app.add_flag("--no-faults", no_faults, "inject no faults");
+  bool no_corosync_restarts = false;
+  app.add_flag("--no-corosync-restarts", no_corosync_restarts,
+               "random faults without corosync restarts (the fault mix before they existed)");
   app.add_option("--break", break_name, "run a deliberately broken variant")
       ->check(CLI::IsMember([] {
         auto names = clogd::sim::BreakVariantNames();
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
 
   clogd::sim::ParseBreakVariant(break_name, base.break_variant);
   base.faults = !no_faults;
+  base.corosync_restarts = !no_corosync_restarts;
   base.workload_us = static_cast<uint64_t>(workload_s * 1e6);
   if (seed) {
     first = *seed;
@@ -58,6 +62,7 @@ int main(int argc, char** argv) {
                       " --type " + base.log_type + " --regions " + std::to_string(base.regions) +
                       " --workload-s " + std::to_string(workload_s);
     if (no_faults) cmd += " --no-faults";
+    if (no_corosync_restarts) cmd += " --no-corosync-restarts";
     if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
     return cmd + " --trace";

@@ -2,8 +2,8 @@
 // each with the real daemon core (logd::LogEngine serving clustered logs through
 // logd::ClusterLog) over the CPG model, and a dm-raid1 kernel model per mirror writing to
 // shared legs. A seeded schedule drives writes, reads and faults (node crash, daemon crash
-// and restart, slow legs); the invariants of DESIGN.md §5 are checked as the run goes and
-// at quiescence. The same seed gives the same run.
+// and restart, corosync restart under the daemon, slow legs); the invariants of DESIGN.md §5 are
+// checked as the run goes and at quiescence. The same seed gives the same run.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,9 @@ struct SimConfig {
   uint64_t workload_us = 20'000'000;  // writes and faults happen in this window
   uint64_t quiesce_us = 120'000'000;  // then everything recovers within this bound
   bool faults = true;
+  // Also restart corosync under a running daemon (in about half the seeds, drawn from a
+  // stream of its own so the other faults of a seed stay what they were without it).
+  bool corosync_restarts = true;
   // A scripted fault schedule that drives into one hazard of DESIGN.md §5 on purpose
   // (ScenarioNames()); empty: random faults.
   std::string scenario;

@@ -1,6 +1,7 @@
 // The invariants of DESIGN.md §5, checked after every simulator event and at quiescence:
-//  * a region every ready daemon reports in sync, that nobody holds marked and that no
-//    departed daemon may still be writing, has identical data on all live legs (H1-H3);
+//  * a region every ready daemon reports in sync, that no daemon (ready or not) holds
+//    marked and that no departed daemon may still be writing, has identical data on all live legs
+//    (H1-H3);
 //  * every acked write is on every live leg; reads never return stale data (DataChecker);
 //  * every kernel request is answered within the kernel's 15 s retry;
 //  * after the faults stop, recovery finishes: every region in sync on every daemon, the
@@ -65,6 +66,13 @@ void World::CheckStep() {
       }
       for (const auto& [n, suspect] : mirror.suspects)
         clean = clean && !suspect.regions.contains(r);
+      // A live daemon that is not ready (its corosync restarted, or it lost quorum) still
+      // holds its kernel's marks.
+      for (auto& node : nodes_) {
+        if (!clean || !node->up || !node->daemon_up || !node->daemon) continue;
+        const logd::ClusterLog* cl = node->daemon->FindCluster(mirror.uuid);
+        clean = !(cl && !cl->ready() && cl->own_marks().contains(r));
+      }
       if (!clean) continue;
       for (const auto& v : mirror.checker->CheckRegionInSyncAndClean(r)) {
         Violation("mirror " + mirror.uuid + " (" + mirror.type +
@@ -115,7 +123,9 @@ bool World::Settled(std::string* why) {
           for (const auto& [n, regions] : st.busy) {
             if (regions.contains(r)) detail += "(busy n" + std::to_string(n) + ")";
           }
-          if (st.log.IsMarkedByAny(r)) detail += "(marked)";
+          for (NodeId n : st.members) {
+            if (st.log.IsMarkedBy(n, r)) detail += "(marked n" + std::to_string(n) + ")";
+          }
         }
         for (const auto& [failed, nodes] : st.awaiting_reports) {
           detail += " awaiting reports for n" + std::to_string(failed) + " from";

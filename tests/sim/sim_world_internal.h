@@ -348,7 +348,16 @@ class World {
       const uint64_t kind = rng_.Below(3);
       loop_.ScheduleAt(at, [this, kind] { InjectFault(kind); });
     }
+    if (c_.corosync_restarts) {
+      SimRng extra(c_.seed ^ 0xC0505EC0DEull);
+      if (extra.OneIn(2)) {
+        const SimTime at = extra.Range(
+            1'000'000, c_.workload_us > 3'000'000 ? c_.workload_us - 2'000'000 : 1'000'001);
+        loop_.ScheduleAt(at, [this] { InjectFault(kCorosyncRestart); });
+      }
+    }
   }
+  static constexpr uint64_t kCorosyncRestart = 3;
 
   // sim_world_scenarios.cc
   void ScheduleScenario();
@@ -376,6 +385,10 @@ class World {
       Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT node crash");
       CrashNode(victim);
       loop_.Schedule(rng_.Range(3'000'000, 8'000'000), [this, &victim] { BootNode(victim); });
+    } else if (kind == kCorosyncRestart) {
+      // The daemon and the kernel live on; the others see the node leave.
+      Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT corosync restart");
+      (void)cpg_.RestartCorosync(victim.id);
     } else {
       Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT daemon crash");
       KillDaemon(victim);
