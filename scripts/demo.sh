@@ -1,70 +1,137 @@
 #!/usr/bin/env bash
-# The main job, as far as the project has come: the log engine serving a mirror log on a
-# real (O_DIRECT) log device. Writes mark regions durably, the "node" dies, the restarted
-# engine resyncs exactly the regions that were marked, and a clean shutdown leaves a log
-# that the kernel's single-node dm-log would accept as in sync.
-# (The 3-node cluster demo replaces this once the cluster links exist.)
+# The main job end to end: a clustered mirror (seed syntax, clustered-disk log) active on 3
+# QEMU VMs that boot the Debian kernel, served by `clogd --cluster` over corosync. Every
+# node writes its own range; node 3 is killed (QEMU kill -9) while it writes; the two
+# survivors resync exactly the regions node 3 had marked; the host checks the legs are
+# byte-identical. Root on Debian 12 with QEMU; without QEMU: scripts/demo-single-node.sh.
+#
+#   scripts/demo.sh [--build-dir DIR] [--work DIR] [--no-deps] [--no-build]
+# Also the body of the vm test vm_cluster_node_dies (tests/vm/vm-test.sh node-dies).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=$repo/build work="" deps=1 build=1
+while (($#)); do
+  case $1 in
+    --build-dir) build_dir=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --no-deps) deps=0; shift ;;
+    --no-build) build=0; shift ;;
+    *) echo "demo: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+fail() { echo "demo: FAILED: $*" >&2; exit 1; }
+step() { printf '\n== [%3ds] %s\n' "$((SECONDS - t0))" "$*"; }
+t0=$SECONDS
+[[ $(id -u) -eq 0 ]] || fail "needs root (QEMU with tap networking, network namespaces)"
 
-./scripts/install-deps.sh
-if [[ ! -x build/tests/tools/clog-drive || ! -x build/logd/clogctl ]]; then
-  echo "== building"
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build -j "$(nproc)" --target clog-drive clogctl
+if ((deps)); then
+  step "installing Debian packages (scripts/install-deps.sh)"
+  "$repo/scripts/install-deps.sh"
 fi
-drive=build/tests/tools/clog-drive
-clogctl=build/logd/clogctl
+if ((build)); then
+  step "building clogd, clogctl and dm-log-cluster.ko in $build_dir"
+  cmake -S "$repo" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)" --target clogd clogctl kmod
+fi
+clogctl=$build_dir/logd/clogctl
+for f in "$build_dir/logd/clogd" "$clogctl" "$build_dir/kmod/src/dm-log-cluster.ko"; do
+  [[ -f $f ]] || fail "$f is missing (build the clogd, clogctl and kmod targets)"
+done
+for tool in qemu-system-x86_64 jq cmp; do
+  command -v "$tool" >/dev/null || fail "'$tool' is not installed (scripts/install-deps.sh)"
+done
 
-work=$(mktemp -d /var/tmp/clogd-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-log="$work/log.img"
-truncate -s 4M "$log"
-regions=16384 region_size=1024
-ctr="$((regions * region_size)) clustered-disk $log $region_size nosync"
+if [[ -z $work ]]; then
+  work=$(mktemp -d /var/tmp/clogd-demo.XXXXXX)
+  trap 'rm -rf "$work"' EXIT
+fi
+rm -rf "$work"
+mkdir -p "$work/out"
+out=$work/out
+MiB=$((1024 * 1024))
+log=$work/log.img a=$work/a.img b=$work/b.img
+truncate -s $((4 * MiB)) "$log"
+truncate -s $((32 * MiB)) "$b"
+# Leg A starts with data leg B lacks: the initial resync has to copy it.
+head -c $((32 * MiB)) /dev/urandom >"$a"
+victim=3
 
-step() { printf '\n== %s\n' "$*"; }
+step "starting 3 VMs (corosync, clogd --cluster, the mirror on all three); node $victim will be killed"
+"$repo/scripts/vm/run.sh" --build-dir "$build_dir" --vms 3 --may-die "$victim" --timeout 600 \
+  --out "$out" --env VICTIM=$victim --file "$repo/tests/vm/guest/common.sh" \
+  --disk "$log" --disk "$a" --disk "$b" "$repo/tests/vm/guest/cluster-node-dies.sh" \
+  >"$work/run.log" 2>&1 &
+run_pid=$!
 
-step "node 1 writes: regions 5, 17 and 300 marked, 17 finishes and is cleared"
-"$drive" <<EOF2
-ctr 1 $ctr
-resume 1
-mark 1 5 17 300
-flush 1
-clear 1 17
-flush 1
-status 1
-crash
-EOF2
+# wait_host WHAT SECONDS CMD...: poll CMD every 0.2 s; fail naming WHAT after SECONDS or when
+# the VMs' run ended first.
+wait_host() {
+  local what=$1 limit=$2 deadline
+  shift 2
+  deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$run_pid" 2>/dev/null; then
+      cat "$work/run.log" >&2
+      fail "the VMs' run ended while waiting for: $what"
+    fi
+    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for: $what"
+    sleep 0.2
+  done
+}
+victim_marks() {
+  "$clogctl" inspect --json "$log" 2>/dev/null |
+    jq -c --argjson n "$victim" '[.slots[] | select(.node == $n) | .dirty[]] | sort'
+}
+victim_has_marks() { [[ $(victim_marks) != "[]" && -n $(victim_marks) ]]; }
 
-step "the node died with writes in flight; what the log device holds:"
-"$clogctl" inspect "$log" || true
+wait_host "every node in sync and writing, node 1 showing clogctl status" 540 \
+  test -e "$out/status-shown"
+sed 's/^/   /' "$out/vm1/stdout"
+wait_host "node $victim's slot on the log device to hold marks" 60 victim_has_marks
+step "killing node $victim (kill -9 of its QEMU) in the middle of its writes"
+kill -KILL "$(cat "$out/vm$victim/qemu.pid")"
+marks=$(victim_marks)
+nmarks=$(jq length <<<"$marks")
+echo "   node $victim's slot on the log device when it died (host: clogctl inspect): $nmarks regions $marks"
 
-step "restarted: the engine resyncs exactly the regions that were marked"
-out=$("$drive" <<EOF2
-ctr 1 $ctr
-resume 1
-count 1
-resync 1
-count 1
-presuspend 1
-postsuspend 1
-dtr 1
-EOF2
-)
-echo "$out"
-resynced=$(grep '^resynced:' <<<"$out" | cut -d: -f2 | xargs)
+step "survivors: node $victim leaves the membership; its marked regions are resynced"
+wait_host "the survivors to finish" 400 test -e "$out/barrier-survivors-removed/2"
+run_rc=0
+wait "$run_pid" || run_rc=$?
+cat "$work/run.log"
+((run_rc == 0)) || fail "the VMs' run failed (exit $run_rc; results in $out)"
+for i in 1 2; do
+  echo "   node $i: clogd: $(cat "$out/vm$i/left")"
+done
+sed -n '/ left: /,$p' "$out/vm1/stdout" | sed 's/^/   /'
 
-step "after a clean shutdown the log is a valid single-node dm-log disk log:"
-"$clogctl" inspect "$log"
-json=$("$clogctl" inspect --json "$log")
-
-step "summary"
-echo "regions resynced after the crash: ${resynced:-none} (expected: 5 300)"
-if [[ "$resynced" == "5 300" ]] && grep -q '"dm_log_valid": true' <<<"$json" &&
-   grep -q "\"bitmap_set\": $regions" <<<"$json"; then
-  echo "demo: OK"
+step "checks on the host"
+ok=1
+for i in 1 2; do
+  k=$(sed -n 's/.* left: \([0-9]*\) of its regions are out of sync.*/\1/p' "$out/vm$i/left")
+  if [[ $k == "$nmarks" ]]; then
+    echo "   ok: node $i made exactly node $victim's $nmarks marked regions out of sync"
+  else
+    echo "   MISMATCH: node $i made '$k' regions out of sync, node $victim had $nmarks marked" >&2
+    ok=0
+  fi
+done
+if cmp "$a" "$b"; then
+  echo "   ok: legs byte-identical (cmp, 32 MiB)"
 else
-  echo "demo: FAILED" >&2
-  exit 1
+  ok=0
 fi
+for i in 1 2 3; do
+  if cmp <(dd if="$a" bs=64k skip=$((i * 128 + 16)) count=16 status=none) "$out/vm$i/chunk"; then
+    echo "   ok: node $i's 1 MiB is on the legs"
+  else
+    ok=0
+  fi
+done
+after=$(grep -h 'in sync again' "$out"/vm[12]/stdout | head -n 1)
+
+step "summary ($((SECONDS - t0)) s)"
+echo "   3 VMs, clustered-disk mirror, 64 regions; node $victim killed with $nmarks regions marked $marks"
+echo "   survivors resynced them: $after"
+((ok)) || fail "see the checks above (results in $out)"
+echo "demo: OK"

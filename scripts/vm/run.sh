@@ -2,7 +2,7 @@
 # Runs a guest job script on N QEMU (TCG) VMs in parallel and brings the results back.
 #
 #   run.sh --build-dir DIR [--vms N] [--disk FILE]... [--fio] [--mem MB] [--timeout S]
-#          [--out DIR] [--env NAME=VALUE]... [--file FILE]... JOB
+#          [--out DIR] [--env NAME=VALUE]... [--file FILE]... [--may-die ID]... JOB
 #
 # Every VM boots the image of scripts/vm/build-image.sh (built or taken from the cache),
 # sees the same raw disk files as /dev/vda, /dev/vdb, ... (shared, no locking, no host cache:
@@ -14,11 +14,13 @@
 # Results in OUT/vm<id>/: stdout, stderr, rc, dmesg, console.log, boot-time (s from kernel
 # start to the job) and whatever the job wrote there. Exit status: 0 if every job exited 0;
 # 1 if a job failed; 2 if a VM died, or did not finish within S seconds (default 600).
+# --may-die ID: VM ID is expected to die (a test kills it, e.g. kill -9 of the pid in
+# OUT/vm<ID>/qemu.pid): its stopping without an rc is reported, not counted as a failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 build_dir="" vms=1 fio=0 mem="" timeout_s=600 out="" job=""
-disks=() envs=() files=()
+disks=() envs=() files=() may_die=" "
 while (($#)); do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -30,6 +32,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
     --file) files+=("$2"); shift 2 ;;
+    --may-die) may_die+="$2 "; shift 2 ;;
     -*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
     *) job=$1; shift ;;
   esac
@@ -90,7 +93,7 @@ for ((i = 1; i <= vms; i++)); do
   args=(-M pc -accel tcg -m "$mem" -smp 1 -nodefaults -no-user-config -nographic
     -no-reboot -kernel "$image/vmlinux" -initrd "$initrd"
     -append "console=ttyS0 panic=-1 quiet clogvm.id=$i clogvm.count=$vms"
-    -serial "file:$out/vm$i/console.log"
+    -serial "file:$out/vm$i/console.log" -pidfile "$out/vm$i/qemu.pid"
     -virtfs "local,path=$out,mount_tag=host,security_model=none,id=host")
   n=0
   for d in "${disks[@]}"; do
@@ -123,6 +126,8 @@ for ((i = 1; i <= vms; i++)); do
       ((status == 2)) || status=1
       echo "---- vm$i stderr (last 30 lines)"; tail -n 30 "$d/stderr" || true
     fi
+  elif [[ $may_die == *" $i "* ]]; then
+    echo "vm$i: stopped before its job finished, as expected (--may-die; qemu exit $qemu_rc)"
   else
     status=2
     if ((qemu_rc == 137)); then
