@@ -218,7 +218,7 @@ void ClusterLog::Decide() {
     }
   }
   if (first_ready == 0) {
-    // Nobody holds the state: the oldest member loads it and serves.
+    // Nobody holds the state: the first member loads it and serves.
     if (round_.members.front() == me_) Bootstrap();
     return;
   }

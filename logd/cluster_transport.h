@@ -20,9 +20,11 @@ struct Membership {
   // Identifies this change; the same on every member (corosync's ring sequence; the
   // simulator's per-group counter). Strictly increases from one change to the next.
   uint64_t view_id = 0;
-  std::vector<NodeId> members;  // after the change, in the group's member order (same on
-                                // every node: oldest member first)
-  std::vector<NodeId> left;     // left or failed since the previous change
+  // After the change, in an order that is the same on every member. corosync's CPG lists
+  // members by (node id, pid); the simulator's model lists the oldest first. The state
+  // machine relies only on the order being the same everywhere.
+  std::vector<NodeId> members;
+  std::vector<NodeId> left;  // left or failed since the previous change
   // Parallel to `left`: why, as corosync says it. kProcessDown: the daemon exited, the node
   // is up and its kernel may still write. kNodeDown: the node left the ring — crashed, or
   // cut off by a partition, or its corosync died under a live daemon; only fencing (quorum

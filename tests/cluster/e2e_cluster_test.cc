@@ -1,0 +1,372 @@
+// End to end on a real cluster: three real corosync nodes (scripts/cluster-netns.sh), a real
+// `clogd --cluster` on each, and each node's dm-raid1 modelled by tests/sim's MirrorModel in
+// real time (ModelDriver), writing to shared legs that a DataChecker watches. Every test
+// runs a clustered-disk and a clustered-core mirror side by side and asserts what a user of
+// a clustered mirror relies on: acked writes are on every leg, the nodes agree, a dead
+// node's dirty regions (exactly those) are resynced, a new log server serves within the
+// failure detection time, a restarted clogd or corosync loses no request, and a rogue CPG
+// member changes nothing.
+#include <linux/dm-log-userspace.h>
+
+#include <algorithm>
+#include <iostream>
+#include <set>
+
+#include "tests/cluster/cluster_harness.h"
+#include "tests/cluster/e2e_fixture.h"
+
+namespace clogd::cluster_test {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// corosync's failure detection with the script's totem settings: token 1000 ms + consensus
+// 1200 ms (cpg_cluster_test measures ~2.2 s).
+constexpr int64_t kDetectionMs = 2200;
+
+std::vector<int> Others(int node) {
+  std::vector<int> out;
+  for (int n : AllNodes()) {
+    if (n != node) out.push_back(n);
+  }
+  return out;
+}
+
+// "node 3 left: 5 of its regions are out of sync" -> 5, for log `uuid` (-1 if absent).
+int64_t MergedCount(const std::vector<std::string>& lines, int gone) {
+  const std::string needle = "node " + std::to_string(gone) + " left: ";
+  for (const auto& line : lines) {
+    const size_t at = line.find(needle);
+    if (at != std::string::npos) return std::stoll(line.substr(at + needle.size()));
+  }
+  return -1;
+}
+
+// A region `node`'s kernel holds clean (so a write to it needs a MARK and a FLUSH),
+// searched from the top, away from the workload's hot set at the bottom.
+uint64_t FreshRegion(ModelDriver& d, int node, size_t mirror) {
+  for (uint64_t r = kRegions; r-- > 0;) {
+    const auto state = d.model(node, mirror)->CachedState(r);
+    if (!state || *state == sim::RegionState::kClean) return r;
+  }
+  return kRegions - 1;
+}
+
+std::string Join(const std::set<uint64_t>& s) {
+  std::string out;
+  for (uint64_t r : s) out += (out.empty() ? "" : " ") + std::to_string(r);
+  return "{" + out + "}";
+}
+
+TEST_F(E2eClusterTest, WritesFromAllNodesAgreeAndKeepTheDataIntact) {
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(4000));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  for (int n = 1; n <= kNodes; ++n) {
+    for (size_t m = 0; m < 2; ++m) {
+      EXPECT_GT(driver().writes_ok(n, m), 20u) << TypeName(m) << " node " << n;
+      EXPECT_EQ(driver().writes_ok(n, m), driver().writes_issued(n, m))
+          << TypeName(m) << " node " << n << ": every write completes without error";
+    }
+  }
+  ExpectStatusesAgree(AllNodes());
+  ExpectDataIntact();
+  std::cout << driver().Summary();
+}
+
+// A node dies with writes in flight: the survivors resync exactly the regions its slot
+// (clustered-disk) or the replicated marks (clustered-core) held, keep serving, the legs are
+// identical after resync; the node comes back and serves.
+TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
+  constexpr int kVictim = 3;
+  const std::vector<int> survivors = Others(kVictim);
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1500));
+  // Stop the models (time stands still outside Run*) at a moment the victim has writes
+  // in flight in both mirrors and no request waiting: what its clogd published cannot
+  // change between the snapshot and the kill.
+  const bool caught = driver().RunUntil(
+      [&] {
+        for (size_t m = 0; m < 2; ++m) {
+          if (driver().writes_in_flight(kVictim, m) == 0 || driver().Outstanding(kVictim, m) != 0)
+            return false;
+        }
+        return true;
+      },
+      milliseconds(20'000));
+  ASSERT_TRUE(caught) << "node " << kVictim << " never had writes in flight in both mirrors";
+  const Statuses before = StatusOf(AllNodes());
+  std::set<uint64_t> expected[2];
+  for (size_t m = 0; m < 2; ++m) {
+    std::string source;
+    const auto dirty = DirtyOf(ClogdNodes::LogOf(before[1], uuid(m)), kVictim, &source);
+    expected[m] = {dirty.begin(), dirty.end()};
+    EXPECT_EQ(source, m == kDisk ? "device" : "replica") << TypeName(m);
+    EXPECT_FALSE(expected[m].empty())
+        << TypeName(m) << ": node " << kVictim << " has writes in flight but no marks";
+    const auto seen_by_2 = DirtyOf(ClogdNodes::LogOf(before[2], uuid(m)), kVictim, nullptr);
+    EXPECT_EQ(std::set<uint64_t>(seen_by_2.begin(), seen_by_2.end()), expected[m])
+        << TypeName(m) << ": nodes 1 and 2 see node " << kVictim << "'s marks differently";
+    // The victim's own marks are all published (its slot may still hold lazily cleared ones).
+    for (uint64_t r : DirtyOf(ClogdNodes::LogOf(before[kVictim], uuid(m)), kVictim, nullptr)) {
+      EXPECT_TRUE(expected[m].contains(r)) << TypeName(m) << ": own mark " << r << " unpublished";
+    }
+    ASSERT_EQ(ClogdNodes::LogOf(before[1], uuid(m))["out_of_sync"], 0) << TypeName(m);
+  }
+  const SimTime killed_at = driver().Now();
+  uint64_t ok_at_kill[kNodes + 1][2] = {};
+  for (int n : survivors) {
+    for (size_t m = 0; m < 2; ++m) ok_at_kill[n][m] = driver().writes_ok(n, m);
+  }
+  driver().CrashNode(kVictim);
+  CommandResult kill = RunScript("kill " + std::to_string(kVictim));
+  ASSERT_EQ(kill.exit_code, 0) << kill.output;
+  clogd().Forget(kVictim);
+
+  // The survivors see it leave, resync, and serve on.
+  Statuses last;
+  const bool recovered = RunUntilStatus(
+      survivors,
+      [&](const Statuses& s) {
+        if (!Serving(s, survivors, survivors)) return false;
+        for (size_t m = 0; m < 2; ++m) {
+          if (driver().RecoveredSince(m, killed_at) != expected[m]) return false;
+        }
+        return true;
+      },
+      milliseconds(30'000), &last);
+  for (size_t m = 0; m < 2; ++m) {
+    EXPECT_EQ(Join(driver().RecoveredSince(m, killed_at)), Join(expected[m]))
+        << TypeName(m) << ": the survivors must resync exactly node " << kVictim
+        << "'s dirty regions";
+    for (int n : survivors) {
+      EXPECT_EQ(MergedCount(clogd().Lines(n, {"log " + uuid(m) + " "}), kVictim),
+                static_cast<int64_t>(expected[m].size()))
+          << TypeName(m) << ": node " << n << "'s 'node " << kVictim << " left: K ...' line";
+      EXPECT_GT(driver().writes_ok(n, m), ok_at_kill[n][m] + 5)
+          << TypeName(m) << ": node " << n << " kept writing";
+    }
+  }
+  ASSERT_TRUE(recovered) << "survivors did not serve and resync within 30 s; node 1: "
+                         << last[1].dump();
+  Settle(survivors, milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  ExpectStatusesAgree(survivors);
+  ExpectDataIntact();
+
+  // It comes back: rejoins and serves.
+  RunScriptDriving("start " + std::to_string(kVictim));
+  StartNode(kVictim, true);
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  ASSERT_TRUE(RunUntilStatus(
+      AllNodes(), [&](const Statuses& s) { return Serving(s, AllNodes(), AllNodes()); },
+      milliseconds(30'000)))
+      << "node " << kVictim << " did not rejoin";
+  driver().RunUntil(
+      [&] {
+        return driver().writes_ok(kVictim, kDisk) > 10 && driver().writes_ok(kVictim, kCore) > 10;
+      },
+      milliseconds(10'000));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  for (size_t m = 0; m < 2; ++m) {
+    EXPECT_GT(driver().writes_ok(kVictim, m), 10u) << TypeName(m) << ": the rejoined node writes";
+  }
+  ExpectStatusesAgree(AllNodes());
+  ExpectDataIntact();
+}
+
+// The log server's node dies: a survivor takes over and serves a MARK+FLUSH within the
+// failure detection time + 1 s of the kill.
+TEST_F(E2eClusterTest, NewLogServerServesWithinDetectionPlusOneSecond) {
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1000));
+  const Statuses before = StatusOf({1});
+  const int server = ClogdNodes::LogOf(before[1], uuid(kDisk))["server"].get<int>();
+  ASSERT_EQ(ClogdNodes::LogOf(before[1], uuid(kCore))["server"], server)
+      << "both logs were bootstrapped by the oldest member";
+  const std::vector<int> survivors = Others(server);
+  const int writer = survivors[0];
+
+  // A write of the survivor to a region it has not marked, issued at the kill: it needs a
+  // MARK and a FLUSH (clustered-core: one agreed multicast, held by corosync until the new
+  // ring forms).
+  const auto kill_wall = std::chrono::steady_clock::now();
+  const SimTime killed_at = driver().Now();
+  driver().CrashNode(server);
+  CommandResult kill = RunScript("kill " + std::to_string(server));
+  ASSERT_EQ(kill.exit_code, 0) << kill.output;
+  clogd().Forget(server);
+  SimTime served_at[2] = {0, 0};
+  for (size_t m = 0; m < 2; ++m) {
+    const uint64_t region = FreshRegion(driver(), writer, m);
+    driver().Write(writer, m, driver().BlockOf(writer, region),
+                   [&served_at, m](Status s, SimTime t) {
+                     EXPECT_TRUE(s.ok()) << s.ToString();
+                     served_at[m] = t;
+                   });
+  }
+  // The survivors name a new server.
+  int64_t new_server_ms = -1;
+  Statuses last;
+  RunUntilStatus(
+      survivors,
+      [&](const Statuses& s) {
+        for (int n : survivors) {
+          for (size_t m = 0; m < 2; ++m) {
+            const json log = ClogdNodes::LogOf(s[size_t(n)], uuid(m));
+            if (log.is_null() || !log["serving"].get<bool>() || log["server"] == server ||
+                log["members"] != json(survivors)) {
+              return false;
+            }
+          }
+        }
+        new_server_ms =
+            std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - kill_wall)
+                .count();
+        return true;
+      },
+      milliseconds(15'000), &last, milliseconds(50));
+  ASSERT_GE(new_server_ms, 0) << "no new server within 15 s; node " << writer << ": "
+                              << last[size_t(writer)].dump();
+  driver().RunUntil([&] { return served_at[0] != 0 && served_at[1] != 0; }, milliseconds(10'000));
+  // And one issued now, with the new server in place.
+  SimTime after_at[2] = {0, 0};
+  const SimTime second_issued = driver().Now();
+  for (size_t m = 0; m < 2; ++m) {
+    driver().Write(writer, m, driver().BlockOf(writer, FreshRegion(driver(), writer, m)),
+                   [&after_at, m](Status s, SimTime t) {
+                     EXPECT_TRUE(s.ok()) << s.ToString();
+                     after_at[m] = t;
+                   });
+  }
+  driver().RunUntil([&] { return after_at[0] != 0 && after_at[1] != 0; }, milliseconds(10'000));
+  const int64_t bound_ms = kDetectionMs + 1000;
+  std::cout << "log server (node " << server << ") killed: survivors name a new server after "
+            << new_server_ms << " ms\n";
+  for (size_t m = 0; m < 2; ++m) {
+    ASSERT_NE(served_at[m], 0u) << TypeName(m) << ": the write issued at the kill never completed";
+    ASSERT_NE(after_at[m], 0u) << TypeName(m) << ": the write issued later never completed";
+    const int64_t first_ms = static_cast<int64_t>(served_at[m] - killed_at) / 1000;
+    const int64_t next_ms = static_cast<int64_t>(after_at[m] - second_issued) / 1000;
+    std::cout << TypeName(m) << ": node " << writer << "'s MARK+FLUSH+write issued at the kill "
+              << "done after " << first_ms
+              << " ms; one issued with the new server in place: " << next_ms << " ms\n";
+    EXPECT_LE(first_ms, bound_ms) << TypeName(m);
+    EXPECT_LE(next_ms, 1000) << TypeName(m);
+  }
+  EXPECT_LE(new_server_ms, bound_ms) << "the survivors named a new server too late";
+  Settle(survivors, milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  ExpectStatusesAgree(survivors);
+  ExpectDataIntact();
+}
+
+// clogd dies (kill -9) under a running kernel and is restarted: the kernel's requests get
+// -ESRCH, it re-sends CTR and RESUME, and is served again; no write is lost.
+TEST_F(E2eClusterTest, RestartedClogdServesTheRunningKernelAgain) {
+  constexpr int kNode = 2;
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1500));
+  auto error = clogd().Kill(kNode, "KILL");
+  ASSERT_FALSE(error) << *error;
+  const SimTime killed_at = driver().Now();
+  driver().RunFor(milliseconds(1000));  // the kernel writes on: -ESRCH, CTR every 2 s
+  const uint64_t connections = driver().connections(kNode);
+  StartNode(kNode, false);
+  ASSERT_FALSE(HasFatalFailure());
+  uint64_t ok_at_restart[2] = {driver().writes_ok(kNode, kDisk), driver().writes_ok(kNode, kCore)};
+  // Served again: a CTR and RESUME of each log answered by the new clogd, then writes.
+  auto served_again = [&](size_t m) {
+    bool ctr = false, resume = false;
+    for (const RequestRecord& r : driver().requests()) {
+      if (r.node != kNode || r.mirror != m || r.sent_us < killed_at || !r.over_link) continue;
+      if (!r.answered || r.error != 0) continue;
+      ctr = ctr || r.type == DM_ULOG_CTR;
+      resume = resume || (ctr && r.type == DM_ULOG_RESUME);
+    }
+    return ctr && resume && driver().writes_ok(kNode, m) > ok_at_restart[m] + 5;
+  };
+  // A request the dead clogd had taken is re-sent by the kernel after 15 s.
+  const bool again = driver().RunUntil([&] { return served_again(kDisk) && served_again(kCore); },
+                                       milliseconds(40'000));
+  EXPECT_GT(driver().connections(kNode), connections) << "the driver never reached the new clogd";
+  for (size_t m = 0; m < 2; ++m) {
+    EXPECT_GT(driver().model(kNode, m)->stats().esrch_events, 0u)
+        << TypeName(m) << ": the kernel never saw -ESRCH";
+    EXPECT_TRUE(served_again(m)) << TypeName(m) << ": not served again after CTR/RESUME";
+  }
+  ASSERT_TRUE(again);
+  ASSERT_TRUE(RunUntilStatus(
+      AllNodes(), [&](const Statuses& s) { return Serving(s, AllNodes(), AllNodes()); },
+      milliseconds(20'000)));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  for (size_t m = 0; m < 2; ++m) {
+    EXPECT_EQ(driver().writes_ok(kNode, m), driver().writes_issued(kNode, m))
+        << TypeName(m) << ": every write of node " << kNode << " completes without error";
+  }
+  ExpectStatusesAgree(AllNodes());
+  ExpectDataIntact();
+}
+
+// corosync restarts under a running clogd: the node leaves the ring and comes back, and
+// not one request of its kernel is lost — each is answered, no 15 s re-send, writes finish.
+TEST_F(E2eClusterTest, CorosyncRestartUnderClogdLosesNoRequest) {
+  constexpr int kNode = 2;
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1500));
+  const size_t first = driver().requests().size();
+  RunScriptDriving("kill-corosync " + std::to_string(kNode));
+  ASSERT_FALSE(HasFatalFailure());
+  driver().RunFor(milliseconds(1500));
+  RunScriptDriving("start " + std::to_string(kNode));
+  ASSERT_FALSE(HasFatalFailure());
+  const uint64_t ok_at_start[2] = {driver().writes_ok(kNode, kDisk),
+                                   driver().writes_ok(kNode, kCore)};
+  Statuses last;
+  ASSERT_TRUE(RunUntilStatus(
+      AllNodes(),
+      [&](const Statuses& s) {
+        return Serving(s, AllNodes(), AllNodes()) &&
+               driver().writes_ok(kNode, kDisk) > ok_at_start[0] + 5 &&
+               driver().writes_ok(kNode, kCore) > ok_at_start[1] + 5;
+      },
+      milliseconds(40'000), &last))
+      << "node " << kNode << " did not serve again; its status: " << last[kNode].dump();
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  size_t checked = 0;
+  for (size_t i = first; i < driver().requests().size(); ++i) {
+    const RequestRecord& r = driver().requests()[i];
+    if (r.node != kNode) continue;
+    ++checked;
+    EXPECT_TRUE(r.answered && r.over_link)
+        << TypeName(r.mirror) << ": " << logd::RequestTypeName(r.type) << " seq " << r.seq
+        << " sent at " << r.sent_us / 1000 << " ms was never answered";
+  }
+  EXPECT_GT(checked, 50u);
+  for (size_t m = 0; m < 2; ++m) {
+    const sim::MirrorStats& st = driver().model(kNode, m)->stats();
+    EXPECT_EQ(st.timeouts, 0u) << TypeName(m) << ": a request waited for the 15 s re-send";
+    EXPECT_EQ(driver().writes_ok(kNode, m), driver().writes_issued(kNode, m)) << TypeName(m);
+  }
+  ExpectStatusesAgree(AllNodes());
+  ExpectDataIntact();
+}
+
+}  // namespace
+}  // namespace clogd::cluster_test
