@@ -95,7 +95,7 @@ nmarks=$(jq length <<<"$marks")
 echo "   node $victim's slot on the log device when it died (host: clogctl inspect): $nmarks regions $marks"
 
 step "survivors: node $victim leaves the membership; its marked regions are resynced"
-wait_host "the survivors to finish" 400 test -e "$out/barrier-survivors-removed/2"
+wait_host "the survivors to finish" 400 test -e "$out/barrier-survivors-done/2"
 run_rc=0
 wait "$run_pid" || run_rc=$?
 cat "$work/run.log"
