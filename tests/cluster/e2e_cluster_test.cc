@@ -137,6 +137,9 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
         if (!Serving(s, survivors, survivors)) return false;
         for (size_t m = 0; m < 2; ++m) {
           if (driver().RecoveredSince(m, killed_at) != expected[m]) return false;
+          for (int n : survivors) {
+            if (driver().writes_ok(n, m) <= ok_at_kill[n][m] + 5) return false;
+          }
         }
         return true;
       },
@@ -262,7 +265,10 @@ TEST_F(E2eClusterTest, NewLogServerServesWithinDetectionPlusOneSecond) {
               << "done after " << first_ms
               << " ms; one issued with the new server in place: " << next_ms << " ms\n";
     EXPECT_LE(first_ms, bound_ms) << TypeName(m);
-    EXPECT_LE(next_ms, 1000) << TypeName(m);
+    // Not instant: the resync of the dead server's regions reset the kernel's in-sync hint,
+    // so writes ask IS_REMOTE_RECOVERING again (throttled to one per 250 ms, a skipped one
+    // requeues the bio for 200 ms).
+    EXPECT_LE(next_ms, bound_ms) << TypeName(m);
   }
   EXPECT_LE(new_server_ms, bound_ms) << "the survivors named a new server too late";
   Settle(survivors, milliseconds(30'000));
@@ -313,6 +319,10 @@ TEST_F(E2eClusterTest, RestartedClogdServesTheRunningKernelAgain) {
       milliseconds(20'000)));
   Settle(AllNodes(), milliseconds(30'000));
   ASSERT_FALSE(HasFatalFailure());
+  size_t taken = 0;
+  for (const RequestRecord& r : driver().requests()) taken += r.node == kNode && r.abandoned;
+  std::cout << "requests the killed clogd took with it (re-sent by the kernel after 15 s): "
+            << taken << "\n";
   for (size_t m = 0; m < 2; ++m) {
     EXPECT_EQ(driver().writes_ok(kNode, m), driver().writes_issued(kNode, m))
         << TypeName(m) << ": every write of node " << kNode << " completes without error";

@@ -192,8 +192,14 @@ void ModelDriver::ToDaemon(Node& node, size_t m, const logd::UlogRequest& reques
   record.type = request.type;
   record.payload = request.payload;
   record.sent_us = loop_.Now();
-  const auto key = std::make_pair(node.id * 1'000'000 + static_cast<int>(node.boot), request.seq);
-  by_seq_[key] = requests_.size();
+  const int boot_key = node.id * 1'000'000 + static_cast<int>(node.boot);
+  // One request at a time per mirror: an unanswered earlier one was given up.
+  auto [current, fresh] = waiting_.try_emplace({boot_key, m}, requests_.size());
+  if (!fresh) {
+    requests_[current->second].abandoned = true;
+    current->second = requests_.size();
+  }
+  by_seq_[{boot_key, request.seq}] = requests_.size();
   requests_.push_back(record);
   if (node.link.fd >= 0) {
     std::vector<uint8_t> frame{logd::kLinkRequest};
@@ -218,25 +224,27 @@ void ModelDriver::ToDaemon(Node& node, size_t m, const logd::UlogRequest& reques
 }
 
 void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply, bool over_link) {
-  const auto key = std::make_pair(node.id * 1'000'000 + static_cast<int>(node.boot), reply.seq);
-  auto it = by_seq_.find(key);
-  if (it == by_seq_.end()) {
-    if (over_link) {
-      problems_.push_back("node " + std::to_string(node.id) + ": reply to unknown seq " +
-                          std::to_string(reply.seq));
-    }
+  const int boot_key = node.id * 1'000'000 + static_cast<int>(node.boot);
+  auto it = by_seq_.find({boot_key, reply.seq});
+  if (it == by_seq_.end() || requests_[it->second].answered) {
+    problems_.push_back("node " + std::to_string(node.id) + ": " +
+                        (it == by_seq_.end() ? "reply to unknown seq " : "second reply to seq ") +
+                        std::to_string(reply.seq));
     return;
   }
   RequestRecord& record = requests_[it->second];
-  by_seq_.erase(it);
   record.answered = true;
   record.error = reply.error;
   record.answered_us = loop_.Now();
   const size_t m = record.mirror;
+  auto current = waiting_.find({boot_key, m});
+  if (current != waiting_.end() && current->second == it->second) waiting_.erase(current);
   if (reply.uuid != config_.mirrors[m].uuid) {
     problems_.push_back("node " + std::to_string(node.id) + ": reply to seq " +
                         std::to_string(reply.seq) + " names log " + reply.uuid);
   }
+  (void)over_link;
+  // A late reply to an abandoned request reaches the model too: it drops it as stale.
   if (node.models[m]) node.models[m]->OnReply(reply);
 }
 
@@ -432,16 +440,8 @@ size_t ModelDriver::Outstanding(int node) const {
 }
 
 size_t ModelDriver::Outstanding(int node, size_t mirror) const {
-  const Node& n = node_ref(node);
-  size_t count = 0;
-  for (const auto& [key, index] : by_seq_) {
-    const RequestRecord& r = requests_[index];
-    if (r.node == node && r.mirror == mirror &&
-        key.first == node * 1'000'000 + static_cast<int>(n.boot)) {
-      ++count;
-    }
-  }
-  return count;
+  const int boot_key = node * 1'000'000 + static_cast<int>(node_ref(node).boot);
+  return waiting_.contains({boot_key, mirror}) ? 1 : 0;
 }
 
 std::set<uint64_t> ModelDriver::RecoveredSince(size_t mirror, SimTime since, int node) const {
@@ -528,7 +528,15 @@ std::string ModelDriver::Summary() const {
         out << ", requests " << s.requests_sent << ", max latency "
             << s.max_request_latency_us / 1000 << " ms, -ESRCH " << s.esrch_events << ", timeouts "
             << s.timeouts << ", recovered " << s.regions_recovered << ", state "
-            << static_cast<int>(k->state());
+            << static_cast<int>(k->state()) << ", bios in target " << k->bios_in_target()
+            << ", writes in flight " << node->writing[m].size()
+            << (k->recovering() ? ", recovering" : "");
+      }
+      const int boot_key = node->id * 1'000'000 + static_cast<int>(node->boot);
+      if (auto w = waiting_.find({boot_key, m}); w != waiting_.end()) {
+        const RequestRecord& r = requests_[w->second];
+        out << "\n  waiting: " << logd::RequestTypeName(r.type) << " seq " << r.seq << " sent "
+            << (loop_.Now() - r.sent_us) / 1000 << " ms ago" << (r.over_link ? "" : " (no link)");
       }
       out << (node->up ? "" : " (down)") << "\n";
     }

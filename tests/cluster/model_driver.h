@@ -67,6 +67,9 @@ struct RequestRecord {
   int32_t error = 0;
   SimTime answered_us = 0;
   bool over_link = false;  // false: answered -ESRCH by the driver (no clogd connected)
+  // Never answered, and the model sent its next request (the kernel gave up on it after
+  // 15 s and re-sent it under a new seq): the clogd that took it died.
+  bool abandoned = false;
 };
 
 class ModelDriver {
@@ -166,7 +169,9 @@ class ModelDriver {
   std::vector<std::unique_ptr<Mirror>> mirrors_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<RequestRecord> requests_;
-  std::map<std::pair<int, uint32_t>, size_t> by_seq_;  // (node, seq) -> requests_ index
+  // Keys: node * 1e6 + boot (a rebooted kernel counts seqs from 1 again).
+  std::map<std::pair<int, uint32_t>, size_t> by_seq_;  // (node-boot, seq) -> requests_ index
+  std::map<std::pair<int, size_t>, size_t> waiting_;   // (node-boot, mirror) -> unanswered
   std::vector<std::string> problems_;
   uint64_t next_value_ = 0;
 };
