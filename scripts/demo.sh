@@ -58,7 +58,7 @@ victim=3
 
 step "starting 3 VMs (corosync, clogd --cluster, the mirror on all three); node $victim will be killed"
 "$repo/scripts/vm/run.sh" --build-dir "$build_dir" --vms 3 --may-die "$victim" --timeout 600 \
-  --out "$out" --env VICTIM=$victim --file "$repo/tests/vm/guest/common.sh" \
+  --out "$out" --env VICTIM=$victim --env COROSYNC_TOKEN_MS=5000 --file "$repo/tests/vm/guest/common.sh" \
   --disk "$log" --disk "$a" --disk "$b" "$repo/tests/vm/guest/cluster-node-dies.sh" \
   >"$work/run.log" 2>&1 &
 run_pid=$!
@@ -82,17 +82,24 @@ victim_marks() {
   "$clogctl" inspect --json "$log" 2>/dev/null |
     jq -c --argjson n "$victim" '[.slots[] | select(.node == $n) | .dirty[]] | sort'
 }
-victim_has_marks() { [[ $(victim_marks) != "[]" && -n $(victim_marks) ]]; }
 
 wait_host "every node in sync and writing, node 1 showing clogctl status" 540 \
   test -e "$out/status-shown"
 sed 's/^/   /' "$out/vm1/stdout"
-wait_host "node $victim's slot on the log device to hold marks" 60 victim_has_marks
-step "killing node $victim (kill -9 of its QEMU) in the middle of its writes"
+# Kill right after a read of the log image shows node 3's slot holding marks.
+deadline=$((SECONDS + 60))
+while :; do
+  seen=$(victim_marks) || seen=""
+  [[ -n $seen && $seen != "[]" ]] && break
+  ((SECONDS < deadline)) || fail "node $victim's slot held no marks within 60 s"
+  kill -0 "$run_pid" 2>/dev/null || { cat "$work/run.log" >&2; fail "the VMs' run ended early"; }
+done
 kill -KILL "$(cat "$out/vm$victim/qemu.pid")"
+step "killed node $victim (kill -9 of its QEMU) in the middle of its writes; its slot just before: $seen"
 marks=$(victim_marks)
 nmarks=$(jq length <<<"$marks")
-echo "   node $victim's slot on the log device when it died (host: clogctl inspect): $nmarks regions $marks"
+echo "   node $victim's slot on the log device after it died (host: clogctl inspect): $nmarks regions $marks"
+((nmarks > 0)) || fail "node $victim died with no region marked: nothing to show (run again)"
 
 step "survivors: node $victim leaves the membership; its marked regions are resynced"
 wait_host "the survivors to finish" 400 test -e "$out/barrier-survivors-done/2"

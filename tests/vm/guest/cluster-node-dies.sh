@@ -6,7 +6,7 @@
 #
 # Ranges, in 64 KiB units (a region is 8): VM i owns [i*128, i*128+128) (8 MiB); it writes a
 # 1 MiB chunk at i*128+16 (saved as $VM_OUT/chunk for the host's check); the victim's
-# endless writers cycle over the 8 regions from i*128+64.
+# endless writers (one per region) rewrite the 8 regions from i*128+64.
 # Files for the host: $VM_OUT/writing (victim: writers started), /host/status-shown (VM 1
 # printed `clogctl status` while the victim wrote), $VM_OUT/left (survivors: clogd's line).
 set -e
@@ -46,15 +46,14 @@ say "wrote 1 MiB at $((base / 16 + 1)) MiB (regions $(((base + 16) / 8))-$(((bas
 barrier written
 
 if [ "$VM_ID" = "$VICTIM" ]; then
-  # Four writers, each cycling over two regions, so several regions are marked at any time.
+  # Eight writers, one per region, each rewriting its region over and over: most of the 8
+  # regions have a write in flight (are marked) at any time.
   dd if=/dev/urandom of=/tmp/rand bs=64k count=8 2>/dev/null
-  for w in 0 1 2 3; do
+  for r in 0 1 2 3 4 5 6 7; do
     (
       while :; do
-        for r in $((2 * w)) $((2 * w + 1)); do
-          dd if=/tmp/rand of=/dev/mapper/cm bs=64k seek=$((base + 64 + r * 8)) count=8 \
-            oflag=direct 2>/dev/null || exit 1
-        done
+        dd if=/tmp/rand of=/dev/mapper/cm bs=64k seek=$((base + 64 + r * 8)) count=8 \
+          oflag=direct 2>/dev/null || exit 1
       done
     ) &
   done
