@@ -4,7 +4,7 @@
 # host. A missing prerequisite is a failure that names it, never a skip.
 #
 #   vm-test.sh TEST --build-dir DIR --work DIR [--ko FILE] [--missing TEXT]
-# TEST: tables | bad-args | fio | corosync | cluster-mirror. --missing: why CMake could not build the module.
+# TEST: tables | bad-args | fio | corosync | cluster-mirror | cluster-fio | node-dies. --missing: why CMake could not build the module.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -124,8 +124,33 @@ case $test_name in
     echo "ok: legs byte-identical and holding every VM's slice (host cmp)"
     ;;
 
+  cluster-fio)
+    log=$(new_disk log.img 4)
+    a=$(new_disk a.img 24) b=$(new_disk b.img 24) c=$(new_disk c.img 24) d=$(new_disk d.img 24)
+    head -c $((24 * MiB)) /dev/urandom >"$a"
+    head -c $((24 * MiB)) /dev/urandom >"$c"
+    # A 5 s token: a VM starved of CPU by fio on a loaded host must not drop out of the ring.
+    "${run[@]}" --vms 3 --fio --env COROSYNC_TOKEN_MS=5000 --disk "$log" --disk "$a" --disk "$b" --disk "$c" --disk "$d" \
+      --timeout 600 "$here/guest/cluster-fio.sh" || fail "guest job failed (results in $work/out)"
+    for i in 1 2 3; do
+      grep "^node $i: fio with verify passed" "$work/out/vm$i/stdout" ||
+        fail "VM $i did not report fio's verify"
+      grep "^node $i: cdisk in sync" "$work/out/vm$i/stdout" || fail "VM $i: cdisk not in sync"
+      grep "^node $i: ccore in sync" "$work/out/vm$i/stdout" || fail "VM $i: ccore not in sync"
+    done
+    cmp "$a" "$b" || fail "the clustered-disk mirror's legs differ after fio from 3 nodes"
+    cmp "$c" "$d" || fail "the clustered-core mirror's legs differ after fio from 3 nodes"
+    echo "ok: both mirrors' legs byte-identical after fio from 3 nodes (host cmp)"
+    ;;
+
+  node-dies)
+    # The 3-VM demo is this test: node 3 killed while writing, survivors resync its marks.
+    "$repo/scripts/demo.sh" --build-dir "$build_dir" --work "$work" --no-deps --no-build ||
+      fail "the node-death demo failed (results in $work/out)"
+    ;;
+
   *)
-    echo "vm-test: unknown test '$test_name' (tables, bad-args, fio, corosync, cluster-mirror)" >&2
+    echo "vm-test: unknown test '$test_name' (tables, bad-args, fio, corosync, cluster-mirror, cluster-fio, node-dies)" >&2
     exit 2
     ;;
 esac
