@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 #include <set>
 
 #include "tests/cluster/cluster_harness.h"
@@ -376,6 +377,143 @@ TEST_F(E2eClusterTest, CorosyncRestartUnderClogdLosesNoRequest) {
   }
   ExpectStatusesAgree(AllNodes());
   ExpectDataIntact();
+}
+
+// A probe (clog-cpg-probe) in each log's CPG group ("clogd:<uuid>") on `node`, joined.
+std::vector<std::unique_ptr<ProbeProcess>> JoinRogues(int node,
+                                                      const std::vector<std::string>& uuids) {
+  std::vector<std::unique_ptr<ProbeProcess>> rogues;
+  for (const std::string& u : uuids) {
+    rogues.push_back(
+        std::make_unique<ProbeProcess>(node, std::vector<std::string>{"--group", "clogd:" + u}));
+    const int joined = rogues.back()->WaitFor(
+        [](const json& e) { return e.value("event", "") == "membership"; }, milliseconds(15'000));
+    EXPECT_GE(joined, 0) << "the rogue never joined clogd:" << u;
+  }
+  return rogues;
+}
+
+// A rogue process joins a log's CPG group and multicasts garbage and a header of another
+// protocol version: every clogd refuses both (a log line naming the problem, its
+// messages_refused counter) and its state does not change; the log serves on.
+TEST_F(E2eClusterTest, RogueGroupMemberIsRefusedAndChangesNothing) {
+  constexpr int kRogueNode = 3;
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1000));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  const Statuses before = StatusOf(AllNodes());
+  // The header of a message of protocol version 2 (magic "CLGM", version, type ANNOUNCE,
+  // sender, no payload, no checksum), little-endian.
+  std::string wrong_version = "CLGM";
+  for (int b : {2, 0, 1, 0, kRogueNode, 0, 0, 0}) wrong_version.push_back(static_cast<char>(b));
+  wrong_version.append(12, '\0');
+  auto rogues = JoinRogues(kRogueNode, uuids_);
+  ASSERT_FALSE(HasFailure());
+  for (auto& rogue : rogues) {
+    rogue->Command("send this is not a clogd message");
+    rogue->Command("send " + wrong_version);
+  }
+  const bool refused = RunUntilStatus(
+      AllNodes(),
+      [&](const Statuses& s) {
+        for (int n : AllNodes()) {
+          for (size_t m = 0; m < 2; ++m) {
+            if (Counter(s[size_t(n)], uuid(m), "messages_refused") <
+                Counter(before[size_t(n)], uuid(m), "messages_refused") + 2)
+              return false;
+          }
+        }
+        return true;
+      },
+      milliseconds(10'000));
+  EXPECT_TRUE(refused) << "not every clogd refused both messages";
+  for (auto& rogue : rogues) rogue->Kill(SIGKILL);
+  driver().RunFor(milliseconds(2000));
+  const Statuses after = StatusOf(AllNodes());
+  for (int n : AllNodes()) {
+    for (size_t m = 0; m < 2; ++m) {
+      const json b = ClogdNodes::LogOf(before[size_t(n)], uuid(m));
+      const json a = ClogdNodes::LogOf(after[size_t(n)], uuid(m));
+      EXPECT_EQ(Counter(after[size_t(n)], uuid(m), "messages_refused"),
+                Counter(before[size_t(n)], uuid(m), "messages_refused") + 2)
+          << TypeName(m) << " node " << n;
+      // Not "absent": the rogue's exit marks its node absent (see the disabled test below).
+      for (const char* field :
+           {"in_sync", "out_of_sync", "server", "members", "serving", "recovering"}) {
+        EXPECT_EQ(a[field], b[field]) << TypeName(m) << " node " << n << ": " << field;
+      }
+      const auto lines = clogd().Lines(n, {"log " + uuid(m) + " ", "refused a message"});
+      ASSERT_EQ(lines.size(), 2u) << TypeName(m) << " node " << n;
+      EXPECT_NE(lines[0].find("bad magic"), std::string::npos) << lines[0];
+      EXPECT_NE(lines[1].find("speaks protocol version 2, this node speaks version 1"),
+                std::string::npos)
+          << lines[1];
+    }
+  }
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1500));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  ExpectStatusesAgree(AllNodes());
+  ExpectDataIntact();
+}
+
+// Known defect, disabled until logd/ tells processes apart: CPG members are processes
+// (node, pid), but clogd's Membership carries node ids only, so a second process of a
+// member node in the group is taken for that node's clogd. Its exit (process_down) marks
+// the node "absent" although its clogd serves on; its leave (cpg_leave) is taken for the
+// node leaving: its marks are merged out of sync and its slot freed under the live clogd.
+// Run with --gtest_also_run_disabled_tests.
+TEST_F(E2eClusterTest, DISABLED_ProcessOfAMemberNodeIsNotTakenForItsClogd) {
+  constexpr int kRogueNode = 3;
+  StartCluster();
+  ASSERT_FALSE(HasFatalFailure());
+  driver().SetWorkloadAll(true);
+  driver().RunFor(milliseconds(1000));
+  Settle(AllNodes(), milliseconds(30'000));
+  ASSERT_FALSE(HasFatalFailure());
+  const Statuses before = StatusOf(AllNodes());
+  {
+    auto rogues = JoinRogues(kRogueNode, uuids_);
+    ASSERT_FALSE(HasFailure());
+    for (auto& rogue : rogues) rogue->Kill(SIGKILL);  // process_down
+  }
+  driver().RunFor(milliseconds(2000));
+  const Statuses after_exit = StatusOf(AllNodes());
+  for (int n : AllNodes()) {
+    for (size_t m = 0; m < 2; ++m) {
+      EXPECT_EQ(ClogdNodes::LogOf(after_exit[size_t(n)], uuid(m))["absent"], json::array())
+          << TypeName(m) << " node " << n << ": a probe's exit made node " << kRogueNode
+          << " absent";
+    }
+  }
+  {
+    auto rogues = JoinRogues(kRogueNode, uuids_);
+    ASSERT_FALSE(HasFailure());
+    for (auto& rogue : rogues) rogue->Command("leave");  // cpg_leave
+    driver().RunFor(milliseconds(2000));
+  }
+  const Statuses after = StatusOf(AllNodes());
+  for (int n : AllNodes()) {
+    for (size_t m = 0; m < 2; ++m) {
+      const json b = ClogdNodes::LogOf(before[size_t(n)], uuid(m));
+      const json a = ClogdNodes::LogOf(after[size_t(n)], uuid(m));
+      for (const char* field : {"absent", "members", "server", "in_sync", "out_of_sync"}) {
+        EXPECT_EQ(a[field], b[field]) << TypeName(m) << " node " << n << ": " << field;
+      }
+      EXPECT_EQ(Counter(after[size_t(n)], uuid(m), "regions_merged"),
+                Counter(before[size_t(n)], uuid(m), "regions_merged"))
+          << TypeName(m) << " node " << n << ": node " << kRogueNode << "'s marks were merged";
+    }
+  }
+  for (int n : AllNodes()) {
+    for (const auto& line : clogd().Lines(n, {"node " + std::to_string(kRogueNode) + " left"})) {
+      ADD_FAILURE() << "node " << n << ": " << line;
+    }
+  }
 }
 
 }  // namespace
