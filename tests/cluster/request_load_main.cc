@@ -3,7 +3,9 @@
 // one log everywhere (CTR, RESUME), then from the first node only runs N write cycles the
 // way dm-raid1 does them — MARK_REGION r + FLUSH (before a write), CLEAR_REGION r + FLUSH
 // (the region went idle) — one request at a time, and prints one JSON line with the
-// latency of each pair (median, p99, µs) and requests per second. Every wait is bounded.
+// latency of each pair and of each request in it (median, p99, µs: mark_flush_*, mark_*,
+// flush_after_mark_*, and the same for clear), requests per second and, from every node's
+// control socket, the CPG messages the clogds sent meanwhile. Every wait is bounded.
 #include <linux/dm-log-userspace.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -91,6 +94,44 @@ class Link {
 
 std::vector<uint8_t> U64(uint64_t v) { return logd::U64Payload(v); }
 
+// The cluster counters of log `uuid` from a clogd control socket (one JSON line each way,
+// logd/README.md); an empty object if clogd did not answer.
+nlohmann::json Counters(const std::string& control, const std::string& uuid) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, control.c_str(), sizeof(addr.sun_path) - 1);
+  std::string reply;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string request = "{\"cmd\":\"status\",\"device_slots\":false}\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buf[4096];
+      pollfd p{fd, POLLIN, 0};
+      while (reply.find('\n') == std::string::npos && poll(&p, 1, 10'000) > 0) {
+        const ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  const nlohmann::json status = nlohmann::json::parse(reply, nullptr, false);
+  if (status.is_object() && status.contains("logs")) {
+    for (const auto& log : status["logs"]) {
+      if (log.value("uuid", "") == uuid) return log.value("counters", nlohmann::json::object());
+    }
+  }
+  return nlohmann::json::object();
+}
+
+// Sums counter `name` over every node's counters.
+uint64_t Sum(const std::vector<nlohmann::json>& counters, const std::string& name) {
+  uint64_t sum = 0;
+  for (const auto& c : counters) sum += c.value(name, uint64_t{0});
+  return sum;
+}
+
 struct Percentiles {
   double median_us = 0;
   double p99_us = 0;
@@ -101,8 +142,8 @@ Percentiles Of(std::vector<double> v) {
   return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)]};
 }
 
-int Run(const std::vector<std::string>& sockets, const std::string& uuid, const std::string& ctr,
-        uint32_t cycles, uint64_t regions) {
+int Run(const std::vector<std::string>& sockets, const std::vector<std::string>& controls,
+        const std::string& uuid, const std::string& ctr, uint32_t cycles, uint64_t regions) {
   const std::chrono::milliseconds bound(30'000);
   std::vector<std::unique_ptr<Link>> links;
   for (const auto& path : sockets) {
@@ -114,8 +155,9 @@ int Run(const std::vector<std::string>& sockets, const std::string& uuid, const 
   }
   std::vector<uint8_t> ctr_bytes(ctr.begin(), ctr.end());
   ctr_bytes.push_back(0);
-  for (size_t i = 0; i < links.size(); ++i) {
-    for (uint32_t type : {DM_ULOG_CTR, DM_ULOG_RESUME}) {
+  // Every node's CTR first: a clustered log is served once a majority of nodes has it.
+  for (uint32_t type : {DM_ULOG_CTR, DM_ULOG_RESUME}) {
+    for (size_t i = 0; i < links.size(); ++i) {
       auto e = links[i]->Call(i + 1, uuid, type,
                               type == DM_ULOG_CTR ? ctr_bytes : std::vector<uint8_t>{}, bound);
       if (!e || *e != 0) {
@@ -125,38 +167,56 @@ int Run(const std::vector<std::string>& sockets, const std::string& uuid, const 
       }
     }
   }
+  auto counters_now = [&] {
+    std::vector<nlohmann::json> all;
+    for (const auto& c : controls) all.push_back(Counters(c, uuid));
+    return all;
+  };
+  const std::vector<nlohmann::json> before = counters_now();
   Link& link = *links[0];
-  std::vector<double> mark_flush, clear_flush;
+  // Latency samples (µs) per step: each pair, and each request of it alone.
+  std::map<std::string, std::vector<double>> samples;
   uint64_t requests = 0;
   const auto start = Clock::now();
   for (uint32_t i = 0; i < cycles; ++i) {
     const uint64_t region = i % regions;
     for (uint32_t first : {DM_ULOG_MARK_REGION, DM_ULOG_CLEAR_REGION}) {
+      const std::string name = first == DM_ULOG_MARK_REGION ? "mark" : "clear";
       const auto t0 = Clock::now();
       auto e1 = link.Call(1, uuid, first, U64(region), bound);
+      const auto t1 = Clock::now();
       auto e2 = e1 && *e1 == 0 ? link.Call(1, uuid, DM_ULOG_FLUSH, {}, bound) : e1;
+      const auto t2 = Clock::now();
       if (!e2 || *e2 != 0) {
         std::cerr << "clog-request-load: " << logd::RequestTypeName(first) << " + FLUSH of region "
                   << region << (e2 ? " failed: " + std::to_string(*e2) : " got no reply") << "\n";
         return 1;
       }
       requests += 2;
-      const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-      (first == DM_ULOG_MARK_REGION ? mark_flush : clear_flush).push_back(us);
+      auto us = [](Clock::duration d) {
+        return std::chrono::duration<double, std::micro>(d).count();
+      };
+      samples[name].push_back(us(t1 - t0));
+      samples[name + "_flush"].push_back(us(t2 - t0));
+      samples["flush_after_" + name].push_back(us(t2 - t1));
     }
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const Percentiles mark = Of(mark_flush), clear = Of(clear_flush);
-  nlohmann::json out = {{"uuid", uuid},
-                        {"cycles", cycles},
-                        {"requests", requests},
-                        {"flushes", 2 * uint64_t{cycles}},
-                        {"seconds", seconds},
-                        {"requests_per_s", double(requests) / seconds},
-                        {"mark_flush_median_us", mark.median_us},
-                        {"mark_flush_p99_us", mark.p99_us},
-                        {"clear_flush_median_us", clear.median_us},
-                        {"clear_flush_p99_us", clear.p99_us}};
+  const std::vector<nlohmann::json> after = counters_now();
+  nlohmann::json out = {{"uuid", uuid},         {"cycles", cycles},
+                        {"requests", requests}, {"flushes", 2 * uint64_t{cycles}},
+                        {"seconds", seconds},   {"requests_per_s", double(requests) / seconds}};
+  for (const auto& [name, v] : samples) {
+    const Percentiles p = Of(v);
+    out[name + "_median_us"] = p.median_us;
+    out[name + "_p99_us"] = p.p99_us;
+  }
+  if (!controls.empty()) {
+    // CPG messages every clogd sent during the load, and the FLUSHes they counted.
+    for (const char* name : {"messages_sent", "flushes", "flush_messages"}) {
+      out[std::string("cluster_") + name] = Sum(after, name) - Sum(before, name);
+    }
+  }
   std::cout << out.dump() << "\n";
   return 0;
 }
@@ -166,12 +226,15 @@ int Run(const std::vector<std::string>& sockets, const std::string& uuid, const 
 
 int main(int argc, char** argv) {
   CLI::App app{"clog-request-load: MARK+FLUSH / CLEAR+FLUSH latency through clogd's test link"};
-  std::vector<std::string> sockets;
+  std::vector<std::string> sockets, controls;
   std::string uuid, ctr;
   uint32_t cycles = 2000;
   uint64_t regions = 1024;
   app.add_option("--sockets", sockets, "kernel sockets of every node (load from the first)")
       ->required()
+      ->delimiter(',');
+  app.add_option("--controls", controls,
+                 "control sockets of every node: CPG messages sent during the load")
       ->delimiter(',');
   app.add_option("--uuid", uuid, "the log's uuid")->required();
   app.add_option("--ctr", ctr, "the CTR string, e.g. '1048576 clustered-core 1024 nosync'")
@@ -179,5 +242,6 @@ int main(int argc, char** argv) {
   app.add_option("--cycles", cycles, "MARK+FLUSH, CLEAR+FLUSH cycles");
   app.add_option("--regions", regions, "cycle over this many regions (at most the log's)");
   CLI11_PARSE(app, argc, argv);
-  return clogd::cluster_test::Run(sockets, uuid, ctr, cycles, std::max<uint64_t>(regions, 1));
+  return clogd::cluster_test::Run(sockets, controls, uuid, ctr, cycles,
+                                  std::max<uint64_t>(regions, 1));
 }
