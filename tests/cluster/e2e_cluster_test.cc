@@ -89,19 +89,36 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
   ASSERT_FALSE(HasFatalFailure());
   driver().SetWorkloadAll(true);
   driver().RunFor(milliseconds(1500));
-  // Stop the models (time stands still outside Run*) at a moment the victim has writes
-  // in flight in both mirrors and no request waiting: what its clogd published cannot
-  // change between the snapshot and the kill.
+  // A burst of the victim to 4 regions off the hot set, on slow legs (20-400 ms a write), so
+  // it dies with several regions marked. Stop the models (time stands still outside Run*)
+  // once the burst's writes are in flight in both mirrors (marked and flushed) and no
+  // request waits: what its clogd published cannot change between the snapshot and the kill.
+  driver().SetWorkload(kVictim, false);
+  for (size_t m = 0; m < 2; ++m) {
+    for (int leg = 0; leg < 2; ++leg) driver().legs(m).SetSlowFactor(leg, 200);
+  }
+  std::set<uint64_t> burst;
+  for (uint64_t r = kRegions - 4; r < kRegions; ++r) burst.insert(r);
+  size_t burst_done[2] = {0, 0};
+  for (size_t m = 0; m < 2; ++m) {
+    for (uint64_t r : burst) {
+      driver().Write(kVictim, m, driver().BlockOf(kVictim, r),
+                     [&burst_done, m](Status, SimTime) { ++burst_done[m]; });
+    }
+  }
   const bool caught = driver().RunUntil(
       [&] {
         for (size_t m = 0; m < 2; ++m) {
-          if (driver().writes_in_flight(kVictim, m) == 0 || driver().Outstanding(kVictim, m) != 0)
-            return false;
+          if (burst_done[m] > 0 || driver().Outstanding(kVictim, m) != 0) return false;
+          for (uint64_t r : burst) {
+            if (driver().model(kVictim, m)->CachedState(r) != sim::RegionState::kDirty)
+              return false;
+          }
         }
         return true;
       },
       milliseconds(20'000));
-  ASSERT_TRUE(caught) << "node " << kVictim << " never had writes in flight in both mirrors";
+  ASSERT_TRUE(caught) << "node " << kVictim << "'s burst was never in flight in both mirrors";
   const Statuses before = StatusOf(AllNodes());
   std::set<uint64_t> expected[2];
   for (size_t m = 0; m < 2; ++m) {
@@ -109,8 +126,10 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
     const auto dirty = DirtyOf(ClogdNodes::LogOf(before[1], uuid(m)), kVictim, &source);
     expected[m] = {dirty.begin(), dirty.end()};
     EXPECT_EQ(source, m == kDisk ? "device" : "replica") << TypeName(m);
-    EXPECT_FALSE(expected[m].empty())
-        << TypeName(m) << ": node " << kVictim << " has writes in flight but no marks";
+    for (uint64_t r : burst) {
+      EXPECT_TRUE(expected[m].contains(r))
+          << TypeName(m) << ": node " << kVictim << " writes region " << r << ", unmarked";
+    }
     const auto seen_by_2 = DirtyOf(ClogdNodes::LogOf(before[2], uuid(m)), kVictim, nullptr);
     EXPECT_EQ(std::set<uint64_t>(seen_by_2.begin(), seen_by_2.end()), expected[m])
         << TypeName(m) << ": nodes 1 and 2 see node " << kVictim << "'s marks differently";
@@ -129,6 +148,9 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
   CommandResult kill = RunScript("kill " + std::to_string(kVictim));
   ASSERT_EQ(kill.exit_code, 0) << kill.output;
   clogd().Forget(kVictim);
+  for (size_t m = 0; m < 2; ++m) {
+    for (int leg = 0; leg < 2; ++leg) driver().legs(m).SetSlowFactor(leg, 1);
+  }
 
   // The survivors see it leave, resync, and serve on.
   Statuses last;
@@ -156,6 +178,11 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
       EXPECT_GT(driver().writes_ok(n, m), ok_at_kill[n][m] + 5)
           << TypeName(m) << ": node " << n << " kept writing";
     }
+  }
+  for (size_t m = 0; m < 2; ++m) {
+    std::cout << TypeName(m) << ": node " << kVictim << " died with regions " << Join(expected[m])
+              << " marked; the survivors resynced " << Join(driver().RecoveredSince(m, killed_at))
+              << "\n";
   }
   ASSERT_TRUE(recovered) << "survivors did not serve and resync within 30 s; node 1: "
                          << last[1].dump();

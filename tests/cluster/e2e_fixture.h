@@ -69,7 +69,7 @@ class E2eClusterTest : public ::testing::Test {
   // No data checker violation, no protocol error, acked writes on every live leg, and
   // (everything quiet) all legs identical.
   void ExpectDataIntact();
-  // The dirty regions node `of` has in `mirror` as `at`'s status shows them.
+  // The dirty regions of node `of` in one log of a status (`source`: where they come from).
   static std::vector<uint64_t> DirtyOf(const nlohmann::json& log, int of, std::string* source);
   // Counter `name` of log `uuid` in a status.
   static uint64_t Counter(const nlohmann::json& status, const std::string& uuid,

@@ -219,11 +219,11 @@ void ModelDriver::ToDaemon(Node& node, size_t m, const logd::UlogRequest& reques
   // No listener: the kernel's send fails with -ESRCH at once.
   const uint64_t boot = node.boot;
   loop_.Schedule(0, [this, &node, boot, reply = logd::ReplyTo(request, -ESRCH)] {
-    if (node.up && node.boot == boot) OnReply(node, reply, false);
+    if (node.up && node.boot == boot) OnReply(node, reply);
   });
 }
 
-void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply, bool over_link) {
+void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply) {
   const int boot_key = node.id * 1'000'000 + static_cast<int>(node.boot);
   auto it = by_seq_.find({boot_key, reply.seq});
   if (it == by_seq_.end() || requests_[it->second].answered) {
@@ -243,7 +243,6 @@ void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply, bool over_li
     problems_.push_back("node " + std::to_string(node.id) + ": reply to seq " +
                         std::to_string(reply.seq) + " names log " + reply.uuid);
   }
-  (void)over_link;
   // A late reply to an abandoned request reaches the model too: it drops it as stale.
   if (node.models[m]) node.models[m]->OnReply(reply);
 }
@@ -271,7 +270,7 @@ void ModelDriver::OnMessage(Node& node, const std::vector<uint8_t>& message) {
                           ": bad reply frame: " + reply.status().ToString());
       return;
     }
-    OnReply(node, *reply, true);
+    OnReply(node, *reply);
   } else if (message[0] == logd::kLinkRearm) {
     Rearm(node, std::string(body.begin(), body.end()), node.link.generation);
   } else {

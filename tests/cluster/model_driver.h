@@ -153,7 +153,7 @@ class ModelDriver {
   void ReadLink(Node& node);
   void OnMessage(Node& node, const std::vector<uint8_t>& message);
   void ToDaemon(Node& node, size_t m, const logd::UlogRequest& request);
-  void OnReply(Node& node, const logd::UlogReply& reply, bool over_link);
+  void OnReply(Node& node, const logd::UlogReply& reply);
   void Rearm(Node& node, const std::string& uuid, uint64_t link_generation);
   void SendRearmDone(Node& node, const std::string& uuid, uint64_t link_generation);
   void ScheduleOp(Node& node, size_t m);
