@@ -32,6 +32,10 @@ struct ClusterLogStats {
   uint64_t flushes = 0;
   uint64_t flush_messages = 0;  // cluster messages sent on behalf of FLUSH
   uint64_t regions_merged = 0;  // departed nodes' regions made out of sync here
+  uint64_t deltas_sent = 0;     // server: rejoin deltas instead of a full checkpoint
+  uint64_t checkpoints_taken = 0;
+  uint64_t deltas_taken = 0;
+  uint64_t deltas_refused = 0;  // did not rebuild the server's state: asked for a checkpoint
 };
 
 class ClusterLog : public ClusterHandler {
@@ -107,8 +111,9 @@ class ClusterLog : public ClusterHandler {
   void OnAnnounce(NodeId from, const AnnounceMsg& m);
   void Decide();
   void Bootstrap();
-  void SendCheckpoint();
+  void SendCheckpoint(NodeId for_node = 0);
   void OnCheckpoint(const CheckpointMsg& m);
+  void TakeState(ClusterState state);
   void BecomeReady();
   void ServerDuties();
   void MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow);
@@ -117,6 +122,20 @@ class ClusterLog : public ClusterHandler {
   void ReportWhereAwaited();
   void PersistInSync(bool force);
   void FailDevice(const Status& s);
+
+  // Rejoin deltas (cluster_log_delta.cc).
+  uint64_t NewHistoryId() const;
+  // Every in-sync change of the replicated state goes through these (same order, same
+  // versions on every member).
+  void NoteInSyncChange(RegionNo r, bool in_sync);
+  void NoteInSyncReset();
+  // Keeps the in-sync map this node holds now, for a delta when it is back.
+  void RetainBase();
+  // Server: a delta to each joiner that can take one, else one full checkpoint.
+  void SendStateToJoiners(const std::vector<NodeId>& joiners);
+  std::optional<DeltaMsg> BuildDelta(NodeId joiner, uint32_t checkpoint_crc);
+  void OnDelta(const DeltaMsg& m);
+  void OnNeedCheckpoint(NodeId from, const NeedCheckpointMsg& m);
 
   std::string uuid_;
   CtrArgs args_;
@@ -141,6 +160,19 @@ class ClusterLog : public ClusterHandler {
   // Not ready yet: checkpoint chunks for round_.view_id, and deliveries after the decision.
   std::map<uint32_t, std::vector<uint8_t>> chunks_;
   std::vector<ClusterMsg> buffered_;
+  // A delta did not rebuild the state: this node asked for its own checkpoint.
+  bool asked_for_checkpoint_ = false;
+  // The in-sync map this node held when it lost the cluster (base of a rejoin delta).
+  struct RetainedBase {
+    uint64_t history = 0;
+    uint64_t version = 0;
+    region::RegionBitmap in_sync;
+  };
+  std::optional<RetainedBase> retained_;
+  // The in-sync changes since this node became ready, newest last; entry i took
+  // sync_version from sync_changes_base_ + i to + i + 1. Bounded: older ones are dropped.
+  std::deque<std::pair<RegionNo, bool>> sync_changes_;
+  uint64_t sync_changes_base_ = 0;
 
   // This node's own marks (clustered-disk keeps them only here and in its slot).
   region::DirtySet own_dirty_;

@@ -31,6 +31,10 @@ void ClusterLog::OnDeliver(NodeId from, std::span<const uint8_t> message) {
     OnAnnounce(from, *a);
   } else if (const auto* c = std::get_if<CheckpointMsg>(&msg->body)) {
     if (!ready_) OnCheckpoint(*c);
+  } else if (const auto* d = std::get_if<DeltaMsg>(&msg->body)) {
+    if (!ready_) OnDelta(*d);
+  } else if (const auto* need = std::get_if<NeedCheckpointMsg>(&msg->body)) {
+    OnNeedCheckpoint(from, *need);
   } else if (ready_) {
     Apply(*msg);
   } else if (round_.decided) {
@@ -91,6 +95,7 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
           if (m.region < state_.log.nr_regions() && (owner || !m.in_sync)) {
             if (owner) state_.recovery.Release(m.region);
             if (state_.log.SetInSync(m.region, m.in_sync)) {
+              NoteInSyncChange(m.region, m.in_sync);
               if (m.in_sync) {
                 ++pending_to_sync_;
               } else {
@@ -118,6 +123,11 @@ void ClusterLog::OnMembership(const Membership& m) {
   if (std::find(m.joined.begin(), m.joined.end(), me_) != m.joined.end()) joined_ = true;
   if (!joined_) return;
   view_id_ = m.view_id;
+  const bool next_quorate =
+      options_.expected_nodes == 0 || 2 * m.members.size() > options_.expected_nodes;
+  // Losing quorum: what this node holds now is what the majority held when it went on
+  // without us; it is the base of a delta when we are back.
+  if (ready_ && Quorate() && !next_quorate) RetainBase();
   if (ready_) {
     ++state_.generation;
     state_.members = m.members;
@@ -173,7 +183,12 @@ void ClusterLog::OnMembership(const Membership& m) {
     Log(Severity::kWarning, "no quorum: holding kernel requests until a majority is back");
     FreezeKernel();
   }
-  Send(AnnounceMsg{m.view_id, ready_, ready_ ? prior : 0});
+  AnnounceMsg announce{m.view_id, ready_, ready_ ? prior : 0, 0, 0};
+  if (!ready_ && retained_) {
+    announce.base_history = retained_->history;
+    announce.base_version = retained_->version;
+  }
+  Send(announce);
   DrainOutbox();
 }
 
@@ -206,6 +221,7 @@ void ClusterLog::Decide() {
   };
   if (ready_ && !trusted(me_)) {
     Log(Severity::kWarning, "this node's state is older than the cluster's: taking a checkpoint");
+    if (!retained_) RetainBase();
     ready_ = false;
     chunks_.clear();
     buffered_.clear();
@@ -224,10 +240,10 @@ void ClusterLog::Decide() {
   }
   if (!ready_) return;  // wait for the checkpoint
   if (state_.server == 0) state_.server = first_ready;
-  bool anyone_joining = false;
+  std::vector<NodeId> joiners;
   for (NodeId n : round_.members) {
     if (trusted(n)) continue;
-    anyone_joining = true;
+    joiners.push_back(n);
     // A joiner may come back with a running kernel that still holds regions marked (its
     // corosync restarted, or it was cut off): recovery waits for its report of them.
     state_.awaiting_reports[n].insert(n);
@@ -237,7 +253,7 @@ void ClusterLog::Decide() {
     }
   }
   if (state_.server == me_) {
-    if (anyone_joining) SendCheckpoint();
+    if (!joiners.empty()) SendStateToJoiners(joiners);
     ServerDuties();
   }
 }
@@ -277,6 +293,7 @@ void ClusterLog::Bootstrap() {
   }
   state_.members = round_.members;
   state_.server = me_;
+  state_.history = NewHistoryId();
   // Every member's kernel may be running with regions marked (the whole cluster lost
   // corosync, say): recovery waits until each has reported them.
   for (NodeId member : round_.members) state_.awaiting_reports[member].insert(member);
@@ -287,14 +304,14 @@ void ClusterLog::Bootstrap() {
   ReportWhereAwaited();
 }
 
-void ClusterLog::SendCheckpoint() {
+void ClusterLog::SendCheckpoint(NodeId for_node) {
   std::vector<uint8_t> bytes = state_.EncodeCheckpoint();
   const auto count =
       static_cast<uint32_t>((bytes.size() + kCheckpointChunk - 1) / kCheckpointChunk);
   for (uint32_t i = 0; i < std::max<uint32_t>(count, 1); ++i) {
     const size_t at = size_t{i} * kCheckpointChunk;
     const size_t len = std::min(kCheckpointChunk, bytes.size() - std::min(at, bytes.size()));
-    CheckpointMsg c{round_.view_id, i, std::max<uint32_t>(count, 1),
+    CheckpointMsg c{round_.view_id, for_node, i, std::max<uint32_t>(count, 1),
                     std::vector<uint8_t>(bytes.begin() + static_cast<std::ptrdiff_t>(at),
                                          bytes.begin() + static_cast<std::ptrdiff_t>(at + len))};
     Send(c);
@@ -306,6 +323,10 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
   const bool stale_ok = options_.break_variant == BreakVariant::kStaleCheckpoint;
   if (m.view_id != round_.view_id && !stale_ok) return;  // made for an earlier view
   if (!round_.decided && !stale_ok) return;
+  // After asking for its own checkpoint, a joiner takes only that one: an earlier one
+  // describes a point before the messages it has buffered since.
+  if (m.for_node != 0 && m.for_node != me_) return;
+  if (asked_for_checkpoint_ && m.for_node != me_) return;
   chunks_[m.chunk_index] = m.bytes;
   if (chunks_.size() < m.chunk_count) return;
   std::vector<uint8_t> bytes;
@@ -316,7 +337,12 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
     Log(Severity::kError, "refused checkpoint: " + decoded.status().ToString());
     return;
   }
-  state_ = std::move(decoded).value();
+  ++stats_.checkpoints_taken;
+  TakeState(std::move(decoded).value());
+}
+
+void ClusterLog::TakeState(ClusterState state) {
+  state_ = std::move(state);
   BecomeReady();
   std::vector<ClusterMsg> replay = std::move(buffered_);
   buffered_.clear();
@@ -334,6 +360,10 @@ void ClusterLog::ReportWhereAwaited() {
 
 void ClusterLog::BecomeReady() {
   ready_ = true;
+  asked_for_checkpoint_ = false;
+  retained_.reset();
+  sync_changes_.clear();
+  sync_changes_base_ = state_.sync_version;
   last_quorate_view_ = round_.view_id;  // the state is the one of this (quorate) view
   // The kernel may have stopped asking for resync work (its in-sync hint): wake it if there
   // is any to do.
@@ -398,9 +428,11 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   if (overflow) {
     merged = state_.log.SyncCount();
     state_.log.MarkAllOutOfSync();
+    NoteInSyncReset();
   } else {
     for (RegionNo r : regions) {
       if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) {
+        NoteInSyncChange(r, false);
         ++merged;
         if (options_.rearm_kernel) {
           hidden_out_of_sync_.insert(r);
@@ -510,6 +542,7 @@ void ClusterLog::PersistInSync(bool force) {
 
 void ClusterLog::OnTransportLost() {
   Log(Severity::kError, "cluster transport lost; holding kernel requests until rejoined");
+  if (ready_) RetainBase();
   joined_ = false;
   ready_ = false;
   round_ = Round{};

@@ -1,16 +1,17 @@
 // Cluster message encode/decode. Type numbers are part of the wire format: never reuse
 // one. Payloads (all little-endian; region lists are u32 count + u64 each):
-//   1 ANNOUNCE    view_id u64, ready u8, quorate_view u64
-//   2 CHECKPOINT  view_id u64, chunk_index u32, chunk_count u32, byte count u32, bytes
-//   3 MARKS       flush_id u64, marks list, clears list
-//   4 OUT_OF_SYNC failed u32, slot u32, overflow u8, regions list
-//   5 REPORT      failed u32, marked list
-//   6 BUSY        flush_id u64, regions list
-//   7 IDLE        regions list
-//   8 CLAIM       region u64
-//   9 DONE        region u64, in_sync u8
+//   1 ANNOUNCE    view_id u64, ready u8, quorate_view u64, base_history u64, base_version u64
+//   2 CHECKPOINT  view_id u64, for_node u32, chunk_index u32, chunk_count u32, byte count u32,
+//   bytes 3 MARKS       flush_id u64, marks list, clears list 4 OUT_OF_SYNC failed u32, slot u32,
+//   overflow u8, regions list 5 REPORT      failed u32, marked list 6 BUSY        flush_id u64,
+//   regions list 7 IDLE        regions list 8 CLAIM       region u64 9 DONE        region u64,
+//   in_sync u8
 //  10 SLOT_FREED  node u32, slot u32
 //  11 ABSENT      node u32, regions list
+//  12 DELTA       view_id u64, for_node u32, base u8 (1 retained, 2 persisted),
+//                 base_version u64, checkpoint_crc u32, now_in_sync list,
+//                 now_out_of_sync list, state byte count u32, state bytes
+//  13 NEED_CHECKPOINT view_id u64
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -33,6 +34,8 @@ enum : uint16_t {
   kDone = 9,
   kSlotFreed = 10,
   kAbsent = 11,
+  kDelta = 12,
+  kNeedCheckpoint = 13,
 };
 
 struct TypeOf {
@@ -47,6 +50,8 @@ struct TypeOf {
   uint16_t operator()(const DoneMsg&) const { return kDone; }
   uint16_t operator()(const SlotFreedMsg&) const { return kSlotFreed; }
   uint16_t operator()(const AbsentMsg&) const { return kAbsent; }
+  uint16_t operator()(const DeltaMsg&) const { return kDelta; }
+  uint16_t operator()(const NeedCheckpointMsg&) const { return kNeedCheckpoint; }
 };
 
 struct PayloadWriter {
@@ -55,9 +60,12 @@ struct PayloadWriter {
     w.U64(m.view_id);
     w.U8(m.ready ? 1 : 0);
     w.U64(m.quorate_view);
+    w.U64(m.base_history);
+    w.U64(m.base_version);
   }
   void operator()(const CheckpointMsg& m) const {
     w.U64(m.view_id);
+    w.U32(m.for_node);
     w.U32(m.chunk_index);
     w.U32(m.chunk_count);
     w.Bytes(m.bytes);
@@ -95,6 +103,17 @@ struct PayloadWriter {
     w.U32(m.node);
     w.Regions(m.regions);
   }
+  void operator()(const DeltaMsg& m) const {
+    w.U64(m.view_id);
+    w.U32(m.for_node);
+    w.U8(static_cast<uint8_t>(m.base));
+    w.U64(m.base_version);
+    w.U32(m.checkpoint_crc);
+    w.Regions(m.now_in_sync);
+    w.Regions(m.now_out_of_sync);
+    w.Bytes(m.state);
+  }
+  void operator()(const NeedCheckpointMsg& m) const { w.U64(m.view_id); }
 };
 
 Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
@@ -104,11 +123,14 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.view_id = r.U64();
       m.ready = r.Bool();
       m.quorate_view = r.U64();
+      m.base_history = r.U64();
+      m.base_version = r.U64();
       return ClusterBody(m);
     }
     case kCheckpoint: {
       CheckpointMsg m;
       m.view_id = r.U64();
+      m.for_node = r.U32();
       m.chunk_index = r.U32();
       m.chunk_count = r.U32();
       m.bytes = r.Bytes();
@@ -170,6 +192,25 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.regions = r.Regions();
       return ClusterBody(std::move(m));
     }
+    case kDelta: {
+      DeltaMsg m;
+      m.view_id = r.U64();
+      m.for_node = r.U32();
+      const uint8_t base = r.U8();
+      m.base_version = r.U64();
+      m.checkpoint_crc = r.U32();
+      m.now_in_sync = r.Regions();
+      m.now_out_of_sync = r.Regions();
+      m.state = r.Bytes();
+      if (r.ok() && base != static_cast<uint8_t>(DeltaMsg::Base::kRetained) &&
+          base != static_cast<uint8_t>(DeltaMsg::Base::kPersisted)) {
+        return Corrupt("DELTA with unknown base kind " + std::to_string(base));
+      }
+      m.base = static_cast<DeltaMsg::Base>(base);
+      return ClusterBody(std::move(m));
+    }
+    case kNeedCheckpoint:
+      return ClusterBody(NeedCheckpointMsg{r.U64()});
     default:
       return Corrupt("unknown cluster message type " + std::to_string(type));
   }
@@ -178,9 +219,9 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
 }  // namespace
 
 const char* ClusterMsgName(const ClusterBody& body) {
-  static const char* const kNames[] = {"?",           "ANNOUNCE", "CHECKPOINT", "MARKS",
-                                       "OUT_OF_SYNC", "REPORT",   "BUSY",       "IDLE",
-                                       "CLAIM",       "DONE",     "SLOT_FREED", "ABSENT"};
+  static const char* const kNames[] = {
+      "?",    "ANNOUNCE", "CHECKPOINT", "MARKS",      "OUT_OF_SYNC", "REPORT", "BUSY",
+      "IDLE", "CLAIM",    "DONE",       "SLOT_FREED", "ABSENT",      "DELTA",  "NEED_CHECKPOINT"};
   return kNames[std::visit(TypeOf{}, body)];
 }
 

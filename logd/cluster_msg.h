@@ -24,23 +24,49 @@ using region::NodeId;
 using region::RegionNo;
 
 inline constexpr uint32_t kClusterMsgMagic = 0x4D474C43;  // "CLGM"
-inline constexpr uint16_t kClusterProtocolVersion = 1;
+inline constexpr uint16_t kClusterProtocolVersion = 2;    // 2: rejoin deltas
 inline constexpr size_t kClusterHeaderSize = 24;
 
 // After every membership change each member says whether it holds the log state, and the
 // last view in which it held it with quorum (a member cut off while the others went on
-// has an older one: its state is stale).
+// has an older one: its state is stale). A member without the state names the in-sync
+// map it still holds (kept from before it lost the cluster), so the server can send it a
+// delta instead of a full checkpoint.
 struct AnnounceMsg {
   uint64_t view_id = 0;
   bool ready = false;
   uint64_t quorate_view = 0;
+  uint64_t base_history = 0;  // 0: no retained in-sync map
+  uint64_t base_version = 0;
 };
-// One chunk of a state snapshot taken at the end of view `view_id`'s announce round.
+// One chunk of a state snapshot taken at the end of view `view_id`'s announce round (for
+// every joiner), or at the delivery of `for_node`'s NEED_CHECKPOINT (for it alone).
 struct CheckpointMsg {
   uint64_t view_id = 0;
+  NodeId for_node = 0;  // 0: every member without the state
   uint32_t chunk_index = 0;
   uint32_t chunk_count = 0;
   std::vector<uint8_t> bytes;
+};
+// The state for one joiner as the difference from an in-sync map it can get itself: the
+// one it retained (kRetained: history and version as it announced them) or the one on the
+// shared log device (kPersisted, clustered-disk). `state` is a checkpoint without the
+// in-sync map; `checkpoint_crc` is the CRC32C of the full checkpoint, so the joiner
+// verifies what it rebuilt and asks for a full checkpoint (NEED_CHECKPOINT) if it differs.
+struct DeltaMsg {
+  enum class Base : uint8_t { kRetained = 1, kPersisted = 2 };
+  uint64_t view_id = 0;
+  NodeId for_node = 0;
+  Base base = Base::kRetained;
+  uint64_t base_version = 0;
+  uint32_t checkpoint_crc = 0;
+  std::vector<RegionNo> now_in_sync;
+  std::vector<RegionNo> now_out_of_sync;
+  std::vector<uint8_t> state;
+};
+// A joiner whose delta did not rebuild the server's state: send a full checkpoint.
+struct NeedCheckpointMsg {
+  uint64_t view_id = 0;
 };
 // clustered-core: a member's mark/clear delta, sent at FLUSH.
 struct MarksMsg {
@@ -90,8 +116,9 @@ struct AbsentMsg {
   std::vector<RegionNo> regions;
 };
 
-using ClusterBody = std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg,
-                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg>;
+using ClusterBody =
+    std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg, BusyMsg, IdleMsg,
+                 ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg, DeltaMsg, NeedCheckpointMsg>;
 
 struct ClusterMsg {
   NodeId sender = 0;

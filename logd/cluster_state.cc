@@ -1,6 +1,6 @@
 // Checkpoint encoding. The in-sync map travels as out-of-sync ranges, so a mostly-synced
 // 2^24-region log costs bytes, not megabytes. Layout (little-endian):
-//   generation u64, server u32, nr_regions u64, region_size u32,
+//   generation u64, history u64, sync_version u64, server u32, nr_regions u64, region_size u32,
 //   members (u32 count, u32 each), out-of-sync ranges (u32 count, {start u64, length u64}),
 //   owners (u32 count, {region u64, node u32}), dirty sets (u32 count, {node u32, list}),
 //   slot owners, awaiting_merge, awaiting_free (each u32 count, {slot u32, node u32}),
@@ -55,16 +55,19 @@ bool ClusterState::IsBusy(RegionNo r) const {
                      [r](const auto& entry) { return entry.second.contains(r); });
 }
 
-std::vector<uint8_t> ClusterState::EncodeCheckpoint() const {
+std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   WireWriter w;
   w.U64(generation);
+  w.U64(history);
+  w.U64(sync_version);
   w.U32(server);
   w.U64(log.nr_regions());
   w.U32(log.region_size());
   PutNodes(w, members);
   // Out-of-sync ranges.
   std::vector<std::pair<RegionNo, uint64_t>> ranges;
-  for (RegionNo r = log.NextOutOfSync(0); r != region::kNoRegion;) {
+  for (RegionNo r = with_in_sync ? log.NextOutOfSync(0) : region::kNoRegion;
+       r != region::kNoRegion;) {
     RegionNo end = log.in_sync().FindNextSet(r);
     if (end == region::kNoRegion) end = log.nr_regions();
     ranges.emplace_back(r, end - r);
@@ -113,6 +116,8 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
   WireReader r(bytes);
   ClusterState s;
   s.generation = r.U64();
+  s.history = r.U64();
+  s.sync_version = r.U64();
   s.server = r.U32();
   const uint64_t n = r.U64();
   const uint32_t rs = r.U32();

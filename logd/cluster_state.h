@@ -27,6 +27,11 @@ struct ClusterState {
   std::vector<NodeId> members;  // ready-or-joining members, CPG order (oldest first)
   NodeId server = 0;
   uint64_t generation = 0;
+  // Names the in-sync map's history (set when the log is bootstrapped) and counts its
+  // changes since: a member that left holding (history, version) can be sent the changes
+  // since instead of the whole state (see DeltaMsg).
+  uint64_t history = 0;
+  uint64_t sync_version = 0;
   // clustered-disk: which member owns each slot.
   std::map<uint32_t, NodeId> slot_owner;
   // clustered-disk: slots of departed nodes (slot -> node) not merged yet (OUT_OF_SYNC not
@@ -53,7 +58,9 @@ struct ClusterState {
     return awaiting_merge.empty() && awaiting_reports.empty() && awaiting_absent.empty();
   }
 
-  std::vector<uint8_t> EncodeCheckpoint() const;
+  // Without `with_in_sync` the in-sync map is left out (it decodes as all in sync): the
+  // state part of a DeltaMsg.
+  std::vector<uint8_t> EncodeCheckpoint(bool with_in_sync = true) const;
   static Result<ClusterState> DecodeCheckpoint(std::span<const uint8_t> bytes, uint64_t nr_regions,
                                                uint32_t region_size);
 };

@@ -109,7 +109,9 @@ LogReport ReportCluster(const ClusterLog& log, const SlotReader& reader) {
   r.counters = {
       {"messages_sent", st.messages_sent},       {"messages_refused", st.messages_refused},
       {"checkpoints_sent", st.checkpoints_sent}, {"flushes", st.flushes},
-      {"flush_messages", st.flush_messages},     {"regions_merged", st.regions_merged}};
+      {"flush_messages", st.flush_messages},     {"regions_merged", st.regions_merged},
+      {"deltas_sent", st.deltas_sent},           {"checkpoints_taken", st.checkpoints_taken},
+      {"deltas_taken", st.deltas_taken},         {"deltas_refused", st.deltas_refused}};
   if (!log.ready()) return r;  // joining: the state is not this node's to show yet
 
   const ClusterState& s = log.state();

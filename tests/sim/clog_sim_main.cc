@@ -68,12 +68,16 @@ int main(int argc, char** argv) {
     return cmd + " --trace";
   };
   uint64_t failing = 0;
+  uint64_t checkpoints = 0, deltas = 0, deltas_refused = 0;
   std::optional<uint64_t> first_caught;
   for (uint64_t s = first; s < first + seeds; ++s) {
     clogd::sim::SimConfig c = base;
     c.seed = s;
     c.hash_trace = determinism;
     clogd::sim::SimResult r = clogd::sim::RunSimulation(c);
+    checkpoints += r.checkpoints_taken;
+    deltas += r.deltas_taken;
+    deltas_refused += r.deltas_refused;
     if (determinism) {
       clogd::sim::SimResult again = clogd::sim::RunSimulation(c);
       if (again.trace_hash != r.trace_hash || again.events != r.events) {
@@ -89,6 +93,8 @@ int main(int argc, char** argv) {
       if (expect_caught) break;
     }
   }
+  std::cout << "state transfers to joiners: " << checkpoints << " full checkpoints, " << deltas
+            << " deltas (" << deltas_refused << " refused)\n";
   std::cout << "seeds: " << (first_caught && expect_caught ? *first_caught - first + 1 : seeds)
             << ", violations: " << failing << "\n";
   if (expect_caught) {

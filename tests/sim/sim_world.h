@@ -45,6 +45,10 @@ struct SimResult {
   uint64_t writes_acked = 0;
   uint64_t regions_recovered = 0;
   uint64_t faults_injected = 0;
+  // How members that were not ready got the state (summed over every daemon of the run).
+  uint64_t checkpoints_taken = 0;
+  uint64_t deltas_taken = 0;
+  uint64_t deltas_refused = 0;
   uint64_t trace_hash = 0;  // of the whole event trace: equal for equal runs
 };
 

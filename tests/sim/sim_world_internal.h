@@ -124,6 +124,7 @@ class World {
       result_.writes_acked += mirror->checker->writes_acked();
     }
     for (auto& node : nodes_) {
+      CollectStats(*node);
       for (auto& k : node->kernels) {
         if (!k) continue;
         for (const auto& e : k->protocol_errors())
@@ -135,6 +136,18 @@ class World {
   }
 
  private:
+  // Adds a daemon's state-transfer counters to the result (before it goes away).
+  void CollectStats(SimNode& node) {
+    if (!node.daemon) return;
+    for (const auto& mirror : mirrors_) {
+      const logd::ClusterLog* cl = node.daemon->FindCluster(mirror->uuid);
+      if (!cl) continue;
+      result_.checkpoints_taken += cl->stats().checkpoints_taken;
+      result_.deltas_taken += cl->stats().deltas_taken;
+      result_.deltas_refused += cl->stats().deltas_refused;
+    }
+  }
+
   void Trace(const std::string& line) {
     if (c_.hash_trace) {
       for (unsigned char ch : line)
@@ -236,6 +249,7 @@ class World {
     node.daemon_died_at = loop_.Now();
     node.daemon_ever_died = true;
     node.daemon_up = false;
+    CollectStats(node);
     node.daemon.reset();
     node.transport.reset();  // the process exits: CPG reports PROCDOWN
     node.sink.reset();
@@ -408,6 +422,7 @@ class World {
     for (auto& k : node.kernels) {
       if (k) k->Crash();
     }
+    CollectStats(node);
     node.daemon.reset();
     node.transport.reset();
     node.sink.reset();

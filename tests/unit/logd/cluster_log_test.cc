@@ -270,6 +270,122 @@ TEST_P(ClusterLogTest, NoQuorumNoService) {
   EXPECT_TRUE(answered);
 }
 
+// Node 3 loses corosync (a live node keeping its state); while it is away node 2 dies and
+// region 5, which node 2 had marked, goes out of sync and is resynced; then node 3 is back.
+TEST_P(ClusterLogTest, ANodeThatLostTheClusterRejoinsWithADelta) {
+  Start(1);
+  Start(2);
+  Start(3);
+  // A first join takes a full checkpoint, or (clustered-disk) a delta against the device.
+  const ClusterLogStats joined = Log(3).stats();
+  EXPECT_EQ(joined.checkpoints_taken + joined.deltas_taken, 1u);
+  Send(2, DM_ULOG_MARK_REGION, Regions({5}));
+  Send(2, DM_ULOG_FLUSH);
+  auto& log3 = const_cast<ClusterLog&>(Log(3));
+  cluster_.Crash(3);
+  log3.OnTransportLost();
+  cluster_.Run();
+  EXPECT_FALSE(Log(3).ready());
+  cluster_.Crash(2);
+  nodes_[2].engine.reset();
+  cluster_.Run();
+  EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({5}))), 0);
+  auto [has, r] = Work(1);
+  ASSERT_TRUE(has);
+  ASSERT_EQ(r, 5u);
+  std::vector<uint8_t> done = Regions({5});
+  auto one = S64Payload(1);
+  done.insert(done.end(), one.begin(), one.end());
+  Send(1, DM_ULOG_SET_REGION_SYNC, done);
+  EXPECT_EQ(Log(1).state().sync_version, 2u) << "out of sync, then in sync again";
+
+  ASSERT_TRUE(nodes_[3].transport->Join("clogd:LVM-cluster", &log3).ok());
+  cluster_.Run();
+  EXPECT_TRUE(Log(3).ready());
+  EXPECT_EQ(Log(3).stats().deltas_taken, joined.deltas_taken + 1);
+  EXPECT_EQ(Log(3).stats().checkpoints_taken, joined.checkpoints_taken) << "no full checkpoint";
+  EXPECT_EQ(Log(3).state().EncodeCheckpoint(), Log(1).state().EncodeCheckpoint());
+  EXPECT_EQ(AsS64(Send(3, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
+}
+
+TEST_P(ClusterLogTest, ADeltaThatDoesNotRebuildTheStateCostsAFullCheckpoint) {
+  Start(1);
+  Start(2);
+  const ClusterLogStats joined = Log(2).stats();
+  auto& log2 = const_cast<ClusterLog&>(Log(2));
+  // Node 2's map diverges without its version changing (as a member cut off from the
+  // others might): the delta it is sent rebuilds a different state.
+  const_cast<ClusterState&>(log2.state()).log.SetInSync(7, false);
+  cluster_.Crash(2);
+  log2.OnTransportLost();
+  cluster_.Run();
+  ASSERT_TRUE(nodes_[2].transport->Join("clogd:LVM-cluster", &log2).ok());
+  cluster_.Run();
+  EXPECT_TRUE(Log(2).ready());
+  EXPECT_EQ(Log(2).stats().deltas_refused, 1u);
+  EXPECT_EQ(Log(2).stats().deltas_taken, joined.deltas_taken);
+  EXPECT_EQ(Log(2).stats().checkpoints_taken, joined.checkpoints_taken + 1) << "it asked for one";
+  EXPECT_EQ(Log(2).state().EncodeCheckpoint(), Log(1).state().EncodeCheckpoint());
+  EXPECT_EQ(AsS64(Send(2, DM_ULOG_IN_SYNC, Regions({7}))), 1);
+}
+
+TEST_P(ClusterLogTest, ARestartedDaemonTakesADeltaFromTheLogDeviceOrAFullCheckpoint) {
+  Start(1);
+  Start(2);
+  Start(3);
+  Send(3, DM_ULOG_MARK_REGION, Regions({9}));
+  Send(3, DM_ULOG_FLUSH);
+  cluster_.Crash(3);
+  nodes_[3].engine.reset();
+  cluster_.Run();
+  EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({9}))), 0);
+  Start(3);
+  EXPECT_TRUE(Log(3).ready());
+  EXPECT_EQ(Log(3).state().EncodeCheckpoint(), Log(1).state().EncodeCheckpoint());
+  EXPECT_EQ(AsS64(Send(3, DM_ULOG_IN_SYNC, Regions({9}))), 0);
+  if (std::string(GetParam()) == "clustered-disk") {
+    // Its map is on the shared device: only the difference travels.
+    EXPECT_EQ(Log(3).stats().deltas_taken, 1u);
+    EXPECT_EQ(Log(3).stats().checkpoints_taken, 0u);
+  } else {
+    // A core log's map lived only in the dead daemon's memory.
+    EXPECT_EQ(Log(3).stats().deltas_taken, 0u);
+    EXPECT_EQ(Log(3).stats().checkpoints_taken, 1u);
+  }
+}
+
+TEST(ClusterMsgTest, DeltaAndNeedCheckpointRoundTripAndBadBaseIsRefused) {
+  DeltaMsg d;
+  d.view_id = 7;
+  d.for_node = 3;
+  d.base = DeltaMsg::Base::kPersisted;
+  d.base_version = 11;
+  d.checkpoint_crc = 0xDEADBEEF;
+  d.now_in_sync = {1, 2};
+  d.now_out_of_sync = {9};
+  d.state = {1, 2, 3};
+  auto back = DecodeClusterMsg(EncodeClusterMsg(1, d));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const auto* got = std::get_if<DeltaMsg>(&back->body);
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->for_node, 3u);
+  EXPECT_EQ(got->base, DeltaMsg::Base::kPersisted);
+  EXPECT_EQ(got->base_version, 11u);
+  EXPECT_EQ(got->checkpoint_crc, 0xDEADBEEFu);
+  EXPECT_EQ(got->now_in_sync, (std::vector<RegionNo>{1, 2}));
+  EXPECT_EQ(got->now_out_of_sync, (std::vector<RegionNo>{9}));
+  EXPECT_EQ(got->state, (std::vector<uint8_t>{1, 2, 3}));
+  auto need = DecodeClusterMsg(EncodeClusterMsg(2, NeedCheckpointMsg{7}));
+  ASSERT_TRUE(need.ok());
+  EXPECT_EQ(std::get<NeedCheckpointMsg>(need->body).view_id, 7u);
+
+  d.base = static_cast<DeltaMsg::Base>(5);
+  auto bad = DecodeClusterMsg(EncodeClusterMsg(1, d));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("unknown base kind 5"), std::string::npos)
+      << bad.status().ToString();
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, ClusterLogTest,
                          ::testing::Values("clustered-core", "clustered-disk"));
 
