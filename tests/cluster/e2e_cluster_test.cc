@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 
+#include "logd/cluster_msg.h"
 #include "tests/cluster/cluster_harness.h"
 #include "tests/cluster/e2e_fixture.h"
 
@@ -210,6 +211,17 @@ TEST_F(E2eClusterTest, KilledNodesDirtyRegionsAreResyncedExactly) {
   for (size_t m = 0; m < 2; ++m) {
     EXPECT_GT(driver().writes_ok(kVictim, m), 10u) << TypeName(m) << ": the rejoined node writes";
   }
+  // How it got the state: clustered-disk as a delta against the map on the shared device;
+  // clustered-core's map lived only in the killed daemon, so a full checkpoint.
+  const Statuses rejoined = StatusOf({kVictim});
+  for (size_t m = 0; m < 2; ++m) {
+    const uint64_t deltas = Counter(rejoined[kVictim], uuid(m), "deltas_taken");
+    const uint64_t full = Counter(rejoined[kVictim], uuid(m), "checkpoints_taken");
+    std::cout << TypeName(m) << ": node " << kVictim << " rejoined with " << deltas << " delta(s), "
+              << full << " full checkpoint(s)\n";
+    EXPECT_EQ(deltas, m == kDisk ? 1u : 0u) << TypeName(m);
+    EXPECT_EQ(full, m == kDisk ? 0u : 1u) << TypeName(m);
+  }
   ExpectStatusesAgree(AllNodes());
   ExpectDataIntact();
 }
@@ -368,6 +380,7 @@ TEST_F(E2eClusterTest, CorosyncRestartUnderClogdLosesNoRequest) {
   driver().SetWorkloadAll(true);
   driver().RunFor(milliseconds(1500));
   const size_t first = driver().requests().size();
+  const Statuses before = StatusOf({kNode});
   RunScriptDriving("kill-corosync " + std::to_string(kNode));
   ASSERT_FALSE(HasFatalFailure());
   driver().RunFor(milliseconds(1500));
@@ -408,6 +421,22 @@ TEST_F(E2eClusterTest, CorosyncRestartUnderClogdLosesNoRequest) {
     EXPECT_EQ(st.timeouts, 0u) << TypeName(m) << ": a request waited for the 15 s re-send";
     EXPECT_EQ(driver().writes_ok(kNode, m), driver().writes_issued(kNode, m)) << TypeName(m);
   }
+  // clogd kept its state through the restart: it rejoined with a delta, no full checkpoint.
+  const Statuses after = StatusOf({kNode});
+  for (size_t m = 0; m < 2; ++m) {
+    for (const char* counter : {"deltas_taken", "checkpoints_taken"}) {
+      std::cout << TypeName(m) << ": " << counter << " +"
+                << Counter(after[kNode], uuid(m), counter) -
+                       Counter(before[kNode], uuid(m), counter)
+                << "\n";
+    }
+    EXPECT_EQ(Counter(after[kNode], uuid(m), "deltas_taken"),
+              Counter(before[kNode], uuid(m), "deltas_taken") + 1)
+        << TypeName(m);
+    EXPECT_EQ(Counter(after[kNode], uuid(m), "checkpoints_taken"),
+              Counter(before[kNode], uuid(m), "checkpoints_taken"))
+        << TypeName(m);
+  }
   ExpectStatusesAgree(AllNodes());
   ExpectDataIntact();
 }
@@ -438,10 +467,13 @@ TEST_F(E2eClusterTest, RogueGroupMemberIsRefusedAndChangesNothing) {
   Settle(AllNodes(), milliseconds(30'000));
   ASSERT_FALSE(HasFatalFailure());
   const Statuses before = StatusOf(AllNodes());
-  // The header of a message of protocol version 2 (magic "CLGM", version, type ANNOUNCE,
-  // sender, no payload, no checksum), little-endian.
+  // The header of a message of the next protocol version (magic "CLGM", version, type
+  // ANNOUNCE, sender, no payload, no checksum), little-endian.
+  constexpr int kTheirVersion = logd::kClusterProtocolVersion + 1;
   std::string wrong_version = "CLGM";
-  for (int b : {2, 0, 1, 0, kRogueNode, 0, 0, 0}) wrong_version.push_back(static_cast<char>(b));
+  for (int b : {kTheirVersion, 0, 1, 0, kRogueNode, 0, 0, 0}) {
+    wrong_version.push_back(static_cast<char>(b));
+  }
   wrong_version.append(12, '\0');
   auto rogues = JoinRogues(kRogueNode, uuids_);
   ASSERT_FALSE(HasFailure());
@@ -481,7 +513,9 @@ TEST_F(E2eClusterTest, RogueGroupMemberIsRefusedAndChangesNothing) {
       const auto lines = clogd().Lines(n, {"log " + uuid(m) + " ", "refused a message"});
       ASSERT_EQ(lines.size(), 2u) << TypeName(m) << " node " << n;
       EXPECT_NE(lines[0].find("bad magic"), std::string::npos) << lines[0];
-      EXPECT_NE(lines[1].find("speaks protocol version 2, this node speaks version 1"),
+      EXPECT_NE(lines[1].find("speaks protocol version " + std::to_string(kTheirVersion) +
+                              ", this node speaks version " +
+                              std::to_string(logd::kClusterProtocolVersion)),
                 std::string::npos)
           << lines[1];
     }
