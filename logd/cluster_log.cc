@@ -339,26 +339,21 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
         delta_marks_.insert(r);
       }
     }
-    p.new_marks.assign(delta_marks_.begin(), delta_marks_.end());
     p.phase = 1;
-    if (device_failed_) {
-      reply.error = -EIO;
-      return true;
-    }
-    if (disk()) {
-      if (slot_dirty_) {
-        region::SlotRecord rec;
-        rec.node_id = me_;
-        rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
-        uint32_t slot = state_.SlotOf(me_);
-        Status s = slot == kNoSlot ? NotFound("no slot assigned") : log_dev_->WriteSlot(slot, rec);
-        if (!s.ok()) {
-          FailDevice(s);
-          reply.error = -EIO;
-          return true;
-        }
+    if (!ReplicatesMarks() && slot_dirty_) {
+      region::SlotRecord rec;
+      rec.node_id = me_;
+      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
+      uint32_t slot = state_.SlotOf(me_);
+      Status s = slot == kNoSlot ? NotFound("no slot assigned") : log_dev_->WriteSlot(slot, rec);
+      if (s.ok()) {
         slot_dirty_ = false;
+      } else {
+        FailDevice(s);  // the marks go to the cluster instead (below)
       }
+    }
+    p.new_marks.assign(delta_marks_.begin(), delta_marks_.end());
+    if (!ReplicatesMarks()) {
       // Marks of out-of-sync regions must be known cluster-wide before the write goes
       // ahead, so nobody starts copying them; cleared busy regions are released.
       std::vector<RegionNo> busy, idle;
@@ -382,7 +377,8 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
         Send(BusyMsg{p.wait_id, busy});
       }
     } else if (!delta_marks_.empty() || !delta_clears_.empty()) {
-      // clustered-core: the marks must outlive this node, so they are agreed first.
+      // clustered-core (or a failed log device): the marks must outlive this node, so
+      // they are agreed first.
       p.wait_id = next_id_++;
       ++stats_.flush_messages;
       Send(MarksMsg{p.wait_id,
@@ -429,8 +425,27 @@ bool ClusterLog::StepResyncWork(Pending& p, UlogReply& reply) {
 }
 
 void ClusterLog::FailDevice(const Status& s) {
+  if (device_failed_) {
+    Log(Severity::kError, "log device: " + s.ToString());
+    return;
+  }
   device_failed_ = true;
-  Log(Severity::kError, "log device failed: " + s.ToString());
+  Log(Severity::kError, "log device failed: " + s.ToString() +
+                            "; serving on with this node's marks replicated in the cluster "
+                            "(as clustered-core) until the log device is replaced");
+  // Its marks lived in its slot; from now on they live in the replicated state: all of
+  // them go out with the next FLUSH, which waits for their delivery. Until then the slot
+  // still holds every mark acknowledged so far (its last write succeeded), and a server
+  // that cannot read it counts every region out of sync.
+  for (RegionNo r : own_dirty_) {
+    if (!state_.log.IsMarkedBy(me_, r)) delta_marks_.insert(r);
+  }
+  slot_dirty_ = false;
+  if (ready_) {
+    Send(DeviceFailedMsg{});
+  } else {
+    state_.device_suspect = true;  // bootstrapping: the state is this node's to set
+  }
 }
 
 void ClusterLog::DropStaleAdoptedMarks() {
@@ -447,8 +462,8 @@ void ClusterLog::DropStaleAdoptedMarks() {
 
 void ClusterLog::PublishOwnMarks() {
   if (!ready_) return;
-  if (disk()) {
-    if (slot_dirty_ && !device_failed_) {
+  if (!ReplicatesMarks()) {
+    if (slot_dirty_) {
       region::SlotRecord rec;
       rec.node_id = me_;
       rec.regions.assign(own_dirty_.begin(), own_dirty_.end());

@@ -88,6 +88,9 @@ class ClusterLog : public ClusterHandler {
   };
 
   bool disk() const { return log_dev_.has_value(); }
+  // This node's marks outlive it through the cluster (MARKS), not through its slot: a core
+  // log, or a disk log whose device failed here.
+  bool ReplicatesMarks() const { return !disk() || device_failed_; }
   bool Quorate() const {
     return options_.expected_nodes == 0 || 2 * round_.members.size() > options_.expected_nodes;
   }

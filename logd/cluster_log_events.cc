@@ -105,6 +105,17 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
             }
           }
           if (from == me_) dones_delivered_.insert(m.region);
+        } else if constexpr (std::is_same_v<T, DeviceFailedMsg>) {
+          if (!state_.device_suspect) {
+            Log(Severity::kWarning, "node " + std::to_string(from) +
+                                        " cannot write the log device: the device's in-sync "
+                                        "map is not trusted until a clean deactivation");
+          }
+          state_.device_suspect = true;
+          if (state_.server == me_) {
+            pending_out_of_sync_ = true;
+            PersistInSync(true);
+          }
         } else if constexpr (std::is_same_v<T, AbsentMsg>) {
           if (state_.awaiting_absent.erase(m.node) > 0) {
             for (RegionNo r : m.regions) state_.busy[m.node].insert(r);
@@ -156,11 +167,11 @@ void ClusterLog::OnMembership(const Membership& m) {
           state_.slot_owner.erase(slot);
           state_.awaiting_merge[slot] = gone;  // the server reads it
         }
-      } else {
-        const region::DirtySet dirty = state_.log.DirtyOf(gone);
-        state_.log.SetDirty(gone, {});
-        MergeDeparted(gone, {dirty.begin(), dirty.end()}, false);
       }
+      // clustered-core, or a disk member whose device had failed: its replicated marks.
+      const region::DirtySet dirty = state_.log.DirtyOf(gone);
+      state_.log.SetDirty(gone, {});
+      MergeDeparted(gone, {dirty.begin(), dirty.end()}, false);
     }
     if (std::find(m.members.begin(), m.members.end(), state_.server) == m.members.end()) {
       state_.server = 0;  // chosen when the announce round decides
@@ -171,7 +182,12 @@ void ClusterLog::OnMembership(const Membership& m) {
     buffered_.clear();
   }
   if (ready_) {
-    for (NodeId back : m.joined) state_.absent.erase(back);
+    for (NodeId back : m.joined) {
+      // Back: it reports what its kernel holds marked (the announce round awaits that),
+      // so its slot need not be read any more (a server whose device failed cannot).
+      state_.absent.erase(back);
+      state_.awaiting_absent.erase(back);
+    }
   }
   round_ = Round{m.view_id, m.members, {}, false};
   // Without quorum the state is kept but not served: if the majority went on elsewhere,
@@ -264,7 +280,8 @@ void ClusterLog::Bootstrap() {
   state_.log = region::LogState(n, args_.region_size);
   if (disk()) {
     Status s = log_dev_->Reload();
-    region::RegionBitmap in_sync = log_dev_->loaded_in_sync();
+    // An unreadable device: nothing on it can be trusted, every region is out of sync.
+    region::RegionBitmap in_sync = s.ok() ? log_dev_->loaded_in_sync() : region::RegionBitmap(n);
     bool overflow = false;
     for (const auto& slot : log_dev_->loaded_slots()) {
       if (slot.node_id == 0) continue;
@@ -373,14 +390,14 @@ void ClusterLog::BecomeReady() {
   // (core) or its own retained slot (disk).
   for (RegionNo r : state_.log.DirtyOf(me_)) own_dirty_.insert(r);
   const bool inherited = !state_.log.DirtyOf(me_).empty() || state_.busy.contains(me_);
-  if (!disk()) {
+  if (ReplicatesMarks()) {
     // Marks this node kept through a lost transport are no longer in the replicated set
     // (they were merged when it left): publish them again so they outlive this node.
     for (RegionNo r : own_dirty_) {
       if (!state_.log.IsMarkedBy(me_, r)) delta_marks_.insert(r);
     }
   }
-  if (disk()) {
+  if (!ReplicatesMarks()) {
     Status s = log_dev_->Reload();  // another node may own what we last read
     const uint32_t slot = state_.SlotOf(me_);
     if (s.ok() && slot != kNoSlot) {
@@ -403,7 +420,14 @@ void ClusterLog::BecomeReady() {
       }
       if (s.ok()) s = log_dev_->WriteSlot(slot, rec);
     }
-    if (!s.ok()) FailDevice(s);
+    if (!s.ok()) {
+      FailDevice(s);
+      PublishOwnMarks();
+    } else if (const region::DirtySet& replicated = state_.log.DirtyOf(me_); !replicated.empty()) {
+      // A predecessor replicated its marks (its device had failed): they are in the slot
+      // now, durably, so the replicated copies go.
+      Send(MarksMsg{next_id_++, {}, {replicated.begin(), replicated.end()}});
+    }
   } else {
     PublishOwnMarks();
   }
@@ -425,10 +449,18 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   if (options_.break_variant == BreakVariant::kSkipFailedNodeResync) return;
   uint64_t merged = 0;
   std::vector<RegionNo> hidden;
+  bool hid_all = false;
   if (overflow) {
     merged = state_.log.SyncCount();
     state_.log.MarkAllOutOfSync();
     NoteInSyncReset();
+    // As for single regions below, for the whole map at once (the kernel's in-sync hint
+    // would otherwise let it write regions it still takes for in sync without asking
+    // IS_REMOTE_RECOVERING: clog-sim --seed 152 --nodes 3, a failed log device).
+    if (options_.rearm_kernel && merged > 0) {
+      hide_all_out_of_sync_ = true;
+      hid_all = true;
+    }
   } else {
     for (RegionNo r : regions) {
       if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) {
@@ -455,7 +487,7 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   // The hidden regions are revealed at the POSTSUSPEND of a suspend that begins after
   // this point (PRESUSPEND takes the set): the kernel is quiesced there, so no write is
   // between its two IN_SYNC questions when the answer changes.
-  if (!hidden.empty()) Rearm([] {});
+  if (!hidden.empty() || hid_all) Rearm([] {});
 }
 
 void ClusterLog::Report(NodeId failed) {
@@ -480,7 +512,13 @@ void ClusterLog::Report(NodeId failed) {
 }
 
 void ClusterLog::ServerDuties() {
-  if (state_.server != me_ || !disk() || device_failed_) return;
+  if (state_.server != me_ || !disk()) return;
+  if (device_failed_) {
+    // The departed members' slots cannot be read here: every region is suspect. Absent
+    // members stay awaited (recovery waits for their daemons), slots stay reserved.
+    for (const auto& [slot, gone] : state_.awaiting_merge) Send(OutOfSyncMsg{gone, slot, true, {}});
+    return;
+  }
   Status s = log_dev_->Reload();
   for (const auto& [slot, gone] : state_.awaiting_merge) {
     if (!s.ok()) break;
@@ -531,7 +569,10 @@ void ClusterLog::PersistInSync(bool force) {
       state_.log.SyncCount() != state_.log.nr_regions()) {
     return;
   }
-  Status s = log_dev_->WriteInSync(state_.log.in_sync());
+  // While marks may live only in memory (some member's device failed), a bootstrap from
+  // the device must resync everything: it is told so by an all-out-of-sync map.
+  Status s = log_dev_->WriteInSync(
+      state_.device_suspect ? region::RegionBitmap(state_.log.nr_regions()) : state_.log.in_sync());
   if (!s.ok()) {
     FailDevice(s);
     return;

@@ -12,6 +12,7 @@
 //                 base_version u64, checkpoint_crc u32, now_in_sync list,
 //                 now_out_of_sync list, state byte count u32, state bytes
 //  13 NEED_CHECKPOINT view_id u64
+//  14 DEVICE_FAILED (no payload)
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -36,6 +37,7 @@ enum : uint16_t {
   kAbsent = 11,
   kDelta = 12,
   kNeedCheckpoint = 13,
+  kDeviceFailed = 14,
 };
 
 struct TypeOf {
@@ -52,6 +54,7 @@ struct TypeOf {
   uint16_t operator()(const AbsentMsg&) const { return kAbsent; }
   uint16_t operator()(const DeltaMsg&) const { return kDelta; }
   uint16_t operator()(const NeedCheckpointMsg&) const { return kNeedCheckpoint; }
+  uint16_t operator()(const DeviceFailedMsg&) const { return kDeviceFailed; }
 };
 
 struct PayloadWriter {
@@ -114,6 +117,7 @@ struct PayloadWriter {
     w.Bytes(m.state);
   }
   void operator()(const NeedCheckpointMsg& m) const { w.U64(m.view_id); }
+  void operator()(const DeviceFailedMsg&) const {}
 };
 
 Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
@@ -211,6 +215,8 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
     }
     case kNeedCheckpoint:
       return ClusterBody(NeedCheckpointMsg{r.U64()});
+    case kDeviceFailed:
+      return ClusterBody(DeviceFailedMsg{});
     default:
       return Corrupt("unknown cluster message type " + std::to_string(type));
   }
@@ -220,8 +226,9 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
 
 const char* ClusterMsgName(const ClusterBody& body) {
   static const char* const kNames[] = {
-      "?",    "ANNOUNCE", "CHECKPOINT", "MARKS",      "OUT_OF_SYNC", "REPORT", "BUSY",
-      "IDLE", "CLAIM",    "DONE",       "SLOT_FREED", "ABSENT",      "DELTA",  "NEED_CHECKPOINT"};
+      "?",          "ANNOUNCE", "CHECKPOINT", "MARKS",           "OUT_OF_SYNC",
+      "REPORT",     "BUSY",     "IDLE",       "CLAIM",           "DONE",
+      "SLOT_FREED", "ABSENT",   "DELTA",      "NEED_CHECKPOINT", "DEVICE_FAILED"};
   return kNames[std::visit(TypeOf{}, body)];
 }
 

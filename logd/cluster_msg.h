@@ -64,6 +64,9 @@ struct DeltaMsg {
   std::vector<RegionNo> now_out_of_sync;
   std::vector<uint8_t> state;
 };
+// clustered-disk: the sender cannot write the log device any more; it replicates its
+// marks with MARKS from now on. The server stops trusting the device's in-sync map.
+struct DeviceFailedMsg {};
 // A joiner whose delta did not rebuild the server's state: send a full checkpoint.
 struct NeedCheckpointMsg {
   uint64_t view_id = 0;
@@ -116,9 +119,9 @@ struct AbsentMsg {
   std::vector<RegionNo> regions;
 };
 
-using ClusterBody =
-    std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg, BusyMsg, IdleMsg,
-                 ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg, DeltaMsg, NeedCheckpointMsg>;
+using ClusterBody = std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg,
+                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg,
+                                 DeltaMsg, NeedCheckpointMsg, DeviceFailedMsg>;
 
 struct ClusterMsg {
   NodeId sender = 0;

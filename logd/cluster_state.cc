@@ -1,6 +1,7 @@
 // Checkpoint encoding. The in-sync map travels as out-of-sync ranges, so a mostly-synced
 // 2^24-region log costs bytes, not megabytes. Layout (little-endian):
-//   generation u64, history u64, sync_version u64, server u32, nr_regions u64, region_size u32,
+//   generation u64, history u64, sync_version u64, device_suspect u8, server u32,
+//   nr_regions u64, region_size u32,
 //   members (u32 count, u32 each), out-of-sync ranges (u32 count, {start u64, length u64}),
 //   owners (u32 count, {region u64, node u32}), dirty sets (u32 count, {node u32, list}),
 //   slot owners, awaiting_merge, awaiting_free (each u32 count, {slot u32, node u32}),
@@ -60,6 +61,7 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   w.U64(generation);
   w.U64(history);
   w.U64(sync_version);
+  w.U8(device_suspect ? 1 : 0);
   w.U32(server);
   w.U64(log.nr_regions());
   w.U32(log.region_size());
@@ -118,6 +120,7 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
   s.generation = r.U64();
   s.history = r.U64();
   s.sync_version = r.U64();
+  s.device_suspect = r.Bool();
   s.server = r.U32();
   const uint64_t n = r.U64();
   const uint32_t rs = r.U32();

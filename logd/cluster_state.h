@@ -32,6 +32,10 @@ struct ClusterState {
   // since instead of the whole state (see DeltaMsg).
   uint64_t history = 0;
   uint64_t sync_version = 0;
+  // clustered-disk: some member's log device failed (DEVICE_FAILED) since the bootstrap:
+  // marks may live only in memory, so the device's in-sync map must not be trusted by a
+  // later bootstrap; the server writes it as all out of sync.
+  bool device_suspect = false;
   // clustered-disk: which member owns each slot.
   std::map<uint32_t, NodeId> slot_owner;
   // clustered-disk: slots of departed nodes (slot -> node) not merged yet (OUT_OF_SYNC not

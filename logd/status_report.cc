@@ -142,6 +142,15 @@ LogReport ReportCluster(const ClusterLog& log, const SlotReader& reader) {
       if (n != log.node()) others.push_back(n);
     }
     AddDeviceSlots(r, log, others, reader);
+    // Members whose log device failed keep their marks in the replicated state.
+    for (NodeId n : s.log.NodesWithMarks())
+      r.dirty.push_back({n, "replica", true, false, ToVector(s.log.DirtyOf(n))});
+    if (s.device_suspect) {
+      r.notes.push_back(
+          "a member could not write the log device: its marks are replicated in memory and "
+          "the device's in-sync map reads all out of sync (a full resync if the whole "
+          "cluster restarts); replace the log device");
+    }
     for (const auto& [n, regions] : s.busy) {
       if (!regions.empty()) r.busy.push_back({n, ToVector(regions)});
     }

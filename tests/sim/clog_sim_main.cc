@@ -32,8 +32,11 @@ int main(int argc, char** argv) {
   app.add_option("--workload-s", workload_s, "seconds of writes and faults per run");
   app.add_flag("--no-faults", no_faults, "inject no faults");
   bool no_corosync_restarts = false;
+  bool no_log_faults = false;
   app.add_flag("--no-corosync-restarts", no_corosync_restarts,
                "random faults without corosync restarts (the fault mix before they existed)");
+  app.add_flag("--no-log-faults", no_log_faults,
+               "random faults without failed or torn log device writes");
   app.add_option("--break", break_name, "run a deliberately broken variant")
       ->check(CLI::IsMember([] {
         auto names = clogd::sim::BreakVariantNames();
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
   clogd::sim::ParseBreakVariant(break_name, base.break_variant);
   base.faults = !no_faults;
   base.corosync_restarts = !no_corosync_restarts;
+  base.log_device_faults = !no_log_faults;
   base.workload_us = static_cast<uint64_t>(workload_s * 1e6);
   if (seed) {
     first = *seed;
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
                       " --workload-s " + std::to_string(workload_s);
     if (no_faults) cmd += " --no-faults";
     if (no_corosync_restarts) cmd += " --no-corosync-restarts";
+    if (no_log_faults) cmd += " --no-log-faults";
     if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
     return cmd + " --trace";

@@ -2,7 +2,8 @@
 // each with the real daemon core (logd::LogEngine serving clustered logs through
 // logd::ClusterLog) over the CPG model, and a dm-raid1 kernel model per mirror writing to
 // shared legs. A seeded schedule drives writes, reads and faults (node crash, daemon crash
-// and restart, corosync restart under the daemon, slow legs); the invariants of DESIGN.md §5 are
+// and restart, corosync restart under the daemon, slow legs, failed and torn log device
+// writes); the invariants of DESIGN.md §5 are
 // checked as the run goes and at quiescence. The same seed gives the same run.
 #pragma once
 
@@ -29,6 +30,9 @@ struct SimConfig {
   // Also restart corosync under a running daemon (in about half the seeds, drawn from a
   // stream of its own so the other faults of a seed stay what they were without it).
   bool corosync_restarts = true;
+  // Also fail clustered-disk log devices (one node's path, or the device, for a while) or
+  // tear a node's log write by crashing it (about half the seeds, a stream of its own).
+  bool log_device_faults = true;
   // A scripted fault schedule that drives into one hazard of DESIGN.md §5 on purpose
   // (ScenarioNames()); empty: random faults.
   std::string scenario;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "tests/sim/legs.h"
 #include "tests/sim/mirror_model.h"
 #include "tests/sim/sim_cpg.h"
+#include "tests/sim/sim_log_path.h"
 #include "tests/sim/sim_rng.h"
 #include "tests/sim/sim_world.h"
 
@@ -43,6 +45,7 @@ struct SimMirror {
   std::unique_ptr<SimLegs> legs;
   std::unique_ptr<DataChecker> checker;
   std::unique_ptr<region::MemoryDevice> logdev;
+  SimTime device_down_until = 0;  // the whole log device fails I/O until then
   std::map<NodeId, Suspect> suspects;
   std::set<uint64_t> touched;  // regions whose leg data changed since the last check
 };
@@ -63,6 +66,10 @@ struct SimNode {
   SimTime daemon_died_at = 0;
   bool daemon_ever_died = false;
   std::vector<uint64_t> timeouts_seen;  // per mirror
+  // Per mirror: this node's path to the log device fails I/O until then; its next write
+  // to the log device is torn by the node crashing.
+  std::vector<SimTime> log_path_down_until;
+  std::vector<bool> tear_log_write;
 };
 
 class World {
@@ -95,6 +102,8 @@ class World {
       node->kernels.resize(mirrors_.size());
       node->writing.resize(mirrors_.size());
       node->timeouts_seen.resize(mirrors_.size());
+      node->log_path_down_until.resize(mirrors_.size());
+      node->tear_log_write.resize(mirrors_.size());
       nodes_.push_back(std::move(node));
     }
   }
@@ -215,12 +224,10 @@ class World {
         Trace(Stamp() + " n" + std::to_string(id) + " clogd " + logd::SeverityName(s) + ": " + msg);
       };
     }
-    auto opener = [this](const std::string& dev) -> Result<std::unique_ptr<region::BlockDevice>> {
-      for (auto& mirror : mirrors_) {
-        if (mirror->device_name == dev) {
-          return std::unique_ptr<region::BlockDevice>(
-              std::make_unique<region::BlockDeviceRef>(*mirror->logdev));
-        }
+    auto opener = [this,
+                   &node](const std::string& dev) -> Result<std::unique_ptr<region::BlockDevice>> {
+      for (size_t m = 0; m < mirrors_.size(); ++m) {
+        if (mirrors_[m]->device_name == dev) return OpenLogPath(node, m);
       }
       return NotFound("no simulated device " + dev);
     };
@@ -301,6 +308,15 @@ class World {
     if (!s.ok())
       Violation("node " + std::to_string(node.id) + ": mirror start refused: " + s.ToString());
     node.kernels[m] = std::move(k);
+    // The boot scripts retry an activation whose table failed to load (the daemon refused
+    // the CTR: its log device could not be read), as a service manager would.
+    const uint64_t boot = node.boot;
+    loop_.Schedule(1'000'000, [this, &node, m, boot] {
+      if (!node.up || node.boot != boot || !node.kernels[m]) return;
+      if (node.kernels[m]->state() != MirrorState::kFailed) return;
+      Trace(Stamp() + " n" + std::to_string(node.id) + " mirror table failed to load: retried");
+      StartKernel(node, m);
+    });
   }
 
   // --- workload: each node writes its own blocks (block % nodes), one write per block at
@@ -354,6 +370,37 @@ class World {
     return out;
   }
 
+  std::unique_ptr<region::BlockDevice> OpenLogPath(SimNode& node, size_t m) {
+    auto fault = [this, &node, m] {
+      if (loop_.Now() < mirrors_[m]->device_down_until ||
+          loop_.Now() < node.log_path_down_until[m]) {
+        return SimLogPath::Fault::kDown;
+      }
+      return node.tear_log_write[m] ? SimLogPath::Fault::kTearWrite : SimLogPath::Fault::kNone;
+    };
+    auto torn = [this, &node, m] {
+      node.tear_log_write[m] = false;
+      Trace(Stamp() + " n" + std::to_string(node.id) + " FAULT crash in a log device write");
+      // Not from inside the daemon's call: the crash is the next event.
+      loop_.Schedule(0, [this, &node] {
+        if (!node.up) return;
+        CrashNode(node);
+        loop_.Schedule(rng_.Range(3'000'000, 8'000'000), [this, &node] { BootNode(node); });
+      });
+    };
+    return std::make_unique<SimLogPath>(*mirrors_[m]->logdev, fault, torn);
+  }
+
+  // A clustered-disk mirror chosen by the PRNG, or none.
+  std::optional<size_t> PickDiskMirror() {
+    std::vector<size_t> disk;
+    for (size_t m = 0; m < mirrors_.size(); ++m) {
+      if (mirrors_[m]->type == "clustered-disk") disk.push_back(m);
+    }
+    if (disk.empty()) return std::nullopt;
+    return disk[rng_.Below(disk.size())];
+  }
+
   void ScheduleFaults() {
     const uint64_t count = rng_.Range(1, 4);
     for (uint64_t i = 0; i < count; ++i) {
@@ -370,8 +417,20 @@ class World {
         loop_.ScheduleAt(at, [this] { InjectFault(kCorosyncRestart); });
       }
     }
+    if (c_.log_device_faults) {
+      SimRng extra(c_.seed ^ 0x10CDE71CE5ull);  // its own stream, as above
+      if (extra.OneIn(2)) {
+        const SimTime at = extra.Range(
+            1'000'000, c_.workload_us > 3'000'000 ? c_.workload_us - 2'000'000 : 1'000'001);
+        const uint64_t kind = kLogPathDown + extra.Below(3);
+        loop_.ScheduleAt(at, [this, kind] { InjectFault(kind); });
+      }
+    }
   }
   static constexpr uint64_t kCorosyncRestart = 3;
+  static constexpr uint64_t kLogPathDown = 4;    // one node's path to a log device
+  static constexpr uint64_t kLogDeviceDown = 5;  // the whole log device, every node
+  static constexpr uint64_t kTornLogWrite = 6;   // a node crashes in a log device write
 
   // sim_world_scenarios.cc
   void ScheduleScenario();
@@ -382,6 +441,22 @@ class World {
 
   void InjectFault(uint64_t kind) {
     auto up = FullyUp();
+    if (kind == kLogPathDown || kind == kLogDeviceDown) {
+      const std::optional<size_t> m = PickDiskMirror();
+      if (!m || up.empty()) return;
+      const SimTime until = loop_.Now() + rng_.Range(500'000, 4'000'000);
+      ++result_.faults_injected;
+      if (kind == kLogDeviceDown) {
+        Trace(Stamp() + " FAULT log device " + mirrors_[*m]->device_name + " fails");
+        mirrors_[*m]->device_down_until = until;
+      } else {
+        SimNode& victim = *up[rng_.Below(up.size())];
+        Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT path to " +
+              mirrors_[*m]->device_name + " fails");
+        victim.log_path_down_until[*m] = until;
+      }
+      return;
+    }
     if (kind == 2) {  // a slow leg for a while
       SimMirror& mirror = *mirrors_[rng_.Below(mirrors_.size())];
       const int leg = static_cast<int>(rng_.Below(2));
@@ -399,6 +474,13 @@ class World {
       Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT node crash");
       CrashNode(victim);
       loop_.Schedule(rng_.Range(3'000'000, 8'000'000), [this, &victim] { BootNode(victim); });
+    } else if (kind == kTornLogWrite) {
+      const std::optional<size_t> m = PickDiskMirror();
+      if (!m) return;
+      Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT its next write to " +
+            mirrors_[*m]->device_name + " is torn by a crash");
+      victim.tear_log_write[*m] = true;
+      loop_.Schedule(2'000'000, [&victim, m] { victim.tear_log_write[*m] = false; });
     } else if (kind == kCorosyncRestart) {
       // The daemon and the kernel live on; the others see the node leave.
       Trace(Stamp() + " n" + std::to_string(victim.id) + " FAULT corosync restart");

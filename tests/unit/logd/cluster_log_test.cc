@@ -112,7 +112,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     std::unique_ptr<LogEngine> engine;
   };
 
-  ClusterLogTest() { devices_.Add("/dev/shared", 2 << 20); }
+  ClusterLogTest() : shared_(&devices_.Add("/dev/shared", 2 << 20)) {}
 
   std::string Args() const {
     return std::string(GetParam()) == "clustered-disk" ? "clustered-disk /dev/shared 1024"
@@ -155,6 +155,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
   }
 
   Devices devices_;
+  region::MemoryDevice* shared_;  // the clustered-disk log device
   FakeCluster cluster_;
   std::map<NodeId, Node> nodes_;
 };
@@ -388,6 +389,69 @@ TEST(ClusterMsgTest, DeltaAndNeedCheckpointRoundTripAndBadBaseIsRefused) {
 
 INSTANTIATE_TEST_SUITE_P(Types, ClusterLogTest,
                          ::testing::Values("clustered-core", "clustered-disk"));
+
+using ClusterDiskLogTest = ClusterLogTest;
+
+// Node 2's slot write fails at FLUSH: it serves on (no -EIO to the kernel) with its marks
+// replicated like a core log's, the others stop trusting the device's in-sync map, and
+// when node 2 dies its replicated marks are resynced.
+TEST_P(ClusterDiskLogTest, AFailedLogDeviceServesOnWithTheMarksReplicated) {
+  Start(1);
+  Start(2);
+  Start(3);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({4})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);  // in its slot
+  shared_->FailNextWrites(1);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({5})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0) << "a failed slot write is not the kernel's error";
+  EXPECT_TRUE(Log(2).device_failed());
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_TRUE(Log(n).state().device_suspect) << "node " << n;
+    EXPECT_TRUE(Log(n).state().log.IsMarkedBy(2, 4)) << "node " << n;
+    EXPECT_TRUE(Log(n).state().log.IsMarkedBy(2, 5)) << "node " << n;
+  }
+  // The server wrote the device's map as all out of sync: a bootstrap resyncs everything.
+  const auto& disk = shared_->durable();
+  for (size_t i = region::kDmLogBitmapOffset; i < region::kDmLogBitmapOffset + kRegions / 8; ++i) {
+    EXPECT_EQ(disk[i], 0) << "bitmap byte " << i - region::kDmLogBitmapOffset;
+  }
+  // Later flushes of node 2 go through the cluster.
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({4})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({6})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_FALSE(Log(1).state().log.IsMarkedBy(2, 4));
+  EXPECT_TRUE(Log(1).state().log.IsMarkedBy(2, 6));
+  cluster_.Crash(2);
+  nodes_[2].engine.reset();
+  cluster_.Run();
+  for (NodeId n : {1u, 3u}) {
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({6}))), 0) << "node " << n;
+  }
+}
+
+// The log server's device fails: a departed member's slot cannot be read, so every
+// region goes out of sync (a full resync), and the cluster serves on.
+TEST_P(ClusterDiskLogTest, AServerThatCannotReadADepartedSlotResyncsEverything) {
+  Start(1);
+  Start(2);
+  Start(3);
+  Send(3, DM_ULOG_MARK_REGION, Regions({9}));
+  Send(3, DM_ULOG_FLUSH);
+  shared_->FailNextWrites(1);
+  Send(1, DM_ULOG_MARK_REGION, Regions({2}));
+  EXPECT_EQ(Send(1, DM_ULOG_FLUSH).error, 0);
+  ASSERT_TRUE(Log(1).device_failed());
+  cluster_.Crash(3);
+  nodes_[3].engine.reset();
+  cluster_.Run();
+  for (NodeId n : {1u, 2u}) {
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), 0) << "node " << n;
+    EXPECT_TRUE(Log(n).serving()) << "node " << n;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Disk, ClusterDiskLogTest, ::testing::Values("clustered-disk"));
 
 }  // namespace
 }  // namespace clogd::logd
