@@ -123,6 +123,8 @@ class ClusterLog : public ClusterHandler {
   // REPORT for a merge: this node's marks among the regions now out of sync.
   void Report(NodeId failed);
   void ReportWhereAwaited();
+  // Own REPORT/BUSY delivered: releases the regions among them this node no longer marks.
+  void IdleClearedSince(const std::vector<RegionNo>& regions);
   void PersistInSync(bool force);
   void FailDevice(const Status& s);
 
