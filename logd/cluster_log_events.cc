@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "logd/cluster_log.h"
+#include "region/region_ranges.h"
 
 namespace clogd::logd {
 
@@ -464,6 +465,7 @@ void ClusterLog::BecomeReady() {
 void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions, bool overflow) {
   if (options_.break_variant == BreakVariant::kSkipFailedNodeResync) return;
   uint64_t merged = 0;
+  std::vector<RegionNo> merged_regions;  // for the log line
   std::vector<RegionNo> hidden;
   bool hid_all = false;
   if (overflow) {
@@ -482,6 +484,7 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
       if (r < state_.log.nr_regions() && state_.log.SetInSync(r, false)) {
         NoteInSyncChange(r, false);
         ++merged;
+        merged_regions.push_back(r);
         if (options_.rearm_kernel) {
           hidden_out_of_sync_.insert(r);
           hidden.push_back(r);
@@ -492,8 +495,13 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   stats_.regions_merged += merged;
   if (merged > 0) pending_out_of_sync_ = true;
   if (merged == 0 && !overflow) return;
-  Log(Severity::kInfo, "node " + std::to_string(node) + " left: " + std::to_string(merged) +
-                           " of its regions are out of sync");
+  // The region list lets an administrator (and the failure tests) compare the resync with
+  // what the node had marked.
+  std::sort(merged_regions.begin(), merged_regions.end());
+  Log(Severity::kInfo,
+      "node " + std::to_string(node) + " left: " + std::to_string(merged) +
+          " of its regions are out of sync (regions " +
+          (overflow ? std::string("all") : region::FormatRegionRanges(merged_regions)) + ")");
   // Every member re-arms its kernel and reports its marks among them before anyone may
   // start copying (a write could be in flight to any of them).
   state_.awaiting_reports[node] = {state_.members.begin(), state_.members.end()};
