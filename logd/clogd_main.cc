@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("--kernel-socket", config.kernel_socket,
                  "FOR TESTS AND TOOLS ONLY: instead of the kernel, serve one driver program "
                  "on this Unix SOCK_SEQPACKET socket (protocol: logd/TEST_LINK.md)");
+  app.add_option("--slow-request-ms", config.slow_request_ms,
+                 "log each kernel request answered this many ms or more after it came in")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3'600'000u));
   std::string control_socket = clogd::logd::kDefaultControlSocket;
   app.add_option("--control-socket", control_socket,
                  "Unix socket clogctl status/nodes ask (root only; empty: none)")

@@ -36,7 +36,7 @@ Status Daemon::Start() {
                                       [this](int signo) { OnSignal(signo); }));
   if (config_.kernel_socket.empty()) {
     auto dm = hooks_.device_mapper ? hooks_.device_mapper() : dmtable::MakeLibDeviceMapper();
-    port_ = std::make_unique<NetlinkPort>(hooks_.log, std::move(dm));
+    port_ = std::make_unique<NetlinkPort>(hooks_.log, std::move(dm), config_.slow_request_ms);
   } else {
     port_ = std::make_unique<SocketLink>(config_.kernel_socket, hooks_.log);
   }

@@ -32,7 +32,8 @@ struct DaemonConfig {
   bool reinitialize = false;
   std::string kernel_socket;  // non-empty: the test link (TEST_LINK.md) instead of netlink
   bool cluster = false;
-  uint32_t expected_nodes = 0;  // cluster mode; 0: ask votequorum
+  uint32_t expected_nodes = 0;     // cluster mode; 0: ask votequorum
+  uint32_t slow_request_ms = 250;  // kernel requests answered later than this are logged
   uint64_t connect_retry_first_us = 500'000;
   uint64_t connect_retry_max_us = 5'000'000;
 };

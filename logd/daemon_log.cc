@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 
 namespace clogd::logd {
 
@@ -45,10 +46,16 @@ DaemonLog::~DaemonLog() {
 void DaemonLog::Write(Severity s, const std::string& message) {
   if (s == Severity::kDebug && !verbose_) return;
   switch (sink_) {
-    case Sink::kStderr:
-      std::fprintf(stderr, "clogd: %s: %s\n", SeverityName(s), message.c_str());
+    case Sink::kStderr: {
+      // Monotonic seconds (the clock of /proc/uptime and dmesg, not wall time), so lines
+      // line up with the kernel's and with tests' measurements across a clock change.
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      std::fprintf(stderr, "clogd: [%5lld.%03ld] %s: %s\n", static_cast<long long>(now.tv_sec),
+                   now.tv_nsec / 1'000'000, SeverityName(s), message.c_str());
       std::fflush(stderr);
       return;
+    }
     case Sink::kJournal:
       sd_journal_send("MESSAGE=%s", message.c_str(), "PRIORITY=%i", SyslogPriority(s),
                       "SYSLOG_IDENTIFIER=clogd", nullptr);

@@ -3,6 +3,7 @@
 #include "logd/dm_rearm.h"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -58,6 +59,7 @@ RearmOutcome RearmDevicesUsing(dmtable::DeviceMapper& dm, const std::string& uui
       out.skipped.push_back(name);
       continue;
     }
+    const auto start = std::chrono::steady_clock::now();
     auto suspended = dm.Suspend(name, /*noflush=*/true);
     if (!suspended.ok()) {
       out.problems.push_back(suspended.error().message);
@@ -69,6 +71,10 @@ RearmOutcome RearmDevicesUsing(dmtable::DeviceMapper& dm, const std::string& uui
       left_suspended.push_back(name);
       continue;
     }
+    const auto held = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start);
+    out.longest_suspend_us =
+        std::max<uint64_t>(out.longest_suspend_us, static_cast<uint64_t>(held.count()));
     out.rearmed.push_back(name);
   }
   return out;
@@ -156,7 +162,9 @@ void DmRearmer::Finish(std::shared_ptr<Job> job, const RearmOutcome& outcome) {
   if (outcome.problems.empty()) {
     std::string what = outcome.rearmed.empty() && outcome.skipped.empty()
                            ? "no local device uses it"
-                           : "suspended (noflush) and resumed: " + Join(outcome.rearmed);
+                           : "suspended (noflush) and resumed in " +
+                                 std::to_string(outcome.longest_suspend_us / 1000) +
+                                 " ms: " + Join(outcome.rearmed);
     if (!outcome.skipped.empty()) what += "; already suspended: " + Join(outcome.skipped);
     Log(Severity::kInfo, "rearm of log " + job->uuid + ": " + what);
     job->done();

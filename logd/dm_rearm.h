@@ -24,6 +24,8 @@ struct RearmOutcome {
   std::vector<std::string> rearmed;   // suspended and resumed
   std::vector<std::string> skipped;   // already suspended by someone else: quiesced already
   std::vector<std::string> problems;  // empty: success
+  // The longest time one device stayed suspended (its writes held), suspend to resumed.
+  uint64_t longest_suspend_us = 0;
 };
 
 // One attempt, synchronously: list devices, pick those using `uuid`, suspend noflush and

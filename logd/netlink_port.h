@@ -2,9 +2,11 @@
 // (KernelLink), rearms through the device-mapper on a worker thread (DmRearmer).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "dmtable/dm_device.h"
 #include "logd/dm_rearm.h"
@@ -16,7 +18,9 @@ namespace clogd::logd {
 
 class NetlinkPort : public KernelPort {
  public:
-  NetlinkPort(LogFn log, std::unique_ptr<dmtable::DeviceMapper> dm);
+  // A request answered `slow_request_ms` or more after it came in is logged with its wait
+  // (an administrator looking for a write stall sees whether the log caused it).
+  NetlinkPort(LogFn log, std::unique_ptr<dmtable::DeviceMapper> dm, uint32_t slow_request_ms);
   ~NetlinkPort() override;
 
   Status Open(EventLoop& loop, FrameFn on_frame) override;
@@ -26,6 +30,9 @@ class NetlinkPort : public KernelPort {
 
  private:
   void Receive();
+  // Notes when each request came in, to name the ones answered late.
+  void NoteReceived(const std::vector<uint8_t>& frame);
+  void NoteAnswered(const UlogReply& reply);
 
   LogFn log_;
   std::unique_ptr<dmtable::DeviceMapper> dm_;  // handed to the rearmer at Open
@@ -33,6 +40,8 @@ class NetlinkPort : public KernelPort {
   FrameFn on_frame_;
   KernelLink link_;
   std::optional<DmRearmer> rearmer_;
+  int64_t slow_request_us_;
+  std::unordered_map<uint32_t, std::chrono::steady_clock::time_point> received_;  // by seq
 };
 
 }  // namespace clogd::logd
