@@ -89,6 +89,13 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
   if (!text.ok()) return fail(text.status());
   auto args = ParseCtrString(*text);
   if (!args.ok()) return fail(args.status());
+  // A disk log's CTR is answered with its device's name, which the kernel opens. Not when the
+  // kernel re-sends CTR after -ESRCH (the string then ends in its NUL): that CTR has no
+  // reply buffer, a name in the answer is -ENOSPC, and the kernel would re-send forever.
+  const bool resent_after_esrch = !request.payload.empty() && request.payload.back() == 0;
+  auto name_device = [&] {
+    if (IsDiskLog(args->type) && !resent_after_esrch) reply.payload = StringPayload(args->device);
+  };
 
   if (cluster_ && IsClusteredLog(args->type)) {
     if (auto it = cluster_luids_.find(request.luid); it != cluster_luids_.end()) {
@@ -117,14 +124,14 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
       clusters_.emplace(request.uuid, std::move(log));
       cluster_luids_[request.luid] = request.uuid;
     }
-    if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+    name_device();
     return reply;
   }
   if (auto it = logs_.find(request.luid); it != logs_.end()) {
     // The kernel re-sends CTR after losing contact; the same arguments are fine.
     if (it->second->uuid() == request.uuid &&
         it->second->args().ToArgString() == args->ToArgString()) {
-      if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+      name_device();
       return reply;
     }
     return fail(InvalidArgument("CTR: luid " + std::to_string(request.luid) +
@@ -144,7 +151,7 @@ UlogReply LogEngine::Construct(const UlogRequest& request) {
   if (!s.ok()) return fail(s);
   Log(Severity::kInfo, "log " + request.uuid + ": constructed " + args->ToArgString() + " (" +
                            std::to_string(args->RegionCount()) + " regions)");
-  if (IsDiskLog(args->type)) reply.payload = StringPayload(args->device);
+  name_device();
   logs_.emplace(request.luid, std::move(log));
   return reply;
 }
@@ -191,7 +198,8 @@ void LogEngine::Submit(const UlogRequest& request) {
   }
   auto it = logs_.find(request.luid);
   if (it == logs_.end() || it->second->uuid() != request.uuid) {
-    UlogReply reply = ReplyTo(request, KernelRetriesOnEsrch(request.type) ? -ESRCH : -EINVAL);
+    UlogReply reply =
+        KernelRetriesOnEsrch(request.type) ? EsrchReplyTo(request) : ReplyTo(request, -EINVAL);
     Log(Severity::kWarning, RequestTypeName(request.type) + " for unknown log " + request.uuid +
                                 " (luid " + std::to_string(request.luid) + ")");
     sink_.Reply(reply);

@@ -231,6 +231,27 @@ UlogReply ReplyTo(const UlogRequest& request, int32_t error) {
   return r;
 }
 
+size_t KernelReplyBufferSize(uint32_t type) {
+  switch (type) {
+    case DM_ULOG_GET_REGION_SIZE:
+    case DM_ULOG_IS_CLEAN:
+    case DM_ULOG_IN_SYNC:
+    case DM_ULOG_GET_SYNC_COUNT:
+      return 8;
+    case DM_ULOG_GET_RESYNC_WORK:
+    case DM_ULOG_IS_REMOTE_RECOVERING:
+      return 16;
+    default:
+      return 0;
+  }
+}
+
+UlogReply EsrchReplyTo(const UlogRequest& request) {
+  UlogReply r = ReplyTo(request, -ESRCH);
+  r.payload.assign(KernelReplyBufferSize(request.type), 0);
+  return r;
+}
+
 Result<uint64_t> DecodeRegionPayload(const UlogRequest& request) {
   if (request.payload.size() != sizeof(uint64_t)) {
     return InvalidArgument(Where(request) + ": payload of " +

@@ -81,6 +81,16 @@ std::vector<uint8_t> EncodeReply(const UlogReply& reply);
 Result<UlogReply> DecodeReply(std::span<const uint8_t> frame);
 // A reply to `request` with `error` and no payload.
 UlogReply ReplyTo(const UlogRequest& request, int32_t error = 0);
+// The reply buffer the kernel gives a request of this type: 8 or 16 bytes for the types that
+// return a value, 0 for the rest (STATUS_*: its caller's maxlen, unknown here; CTR: see
+// PROTOCOL.md).
+size_t KernelReplyBufferSize(uint32_t type);
+// The -ESRCH answer to `request` (a log this daemon does not know). It carries zeros of the
+// request's reply buffer size: the kernel sets its buffer size to the answer's payload size
+// before it retries the request after CTR and RESUME, so an empty -ESRCH would leave the
+// retry no room for its answer (-ENOSPC: an IN_SYNC read as "not in sync", a write sent to
+// one leg only).
+UlogReply EsrchReplyTo(const UlogRequest& request);
 // For a frame DecodeRequest refused: a reply carrying `error`, addressed from the raw
 // header (luid, uuid, seq, request_type) so the kernel is answered instead of retrying
 // forever. nullopt if the frame is too short to hold a header.

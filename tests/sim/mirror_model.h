@@ -149,6 +149,9 @@ class MirrorModel {
 
   // A reply from the daemon (matched on seq). May be called from inside to_daemon.
   void OnReply(const logd::UlogReply& reply);
+  // The request `seq` could not be sent (no daemon listening: cn_netlink_send's -ESRCH).
+  // Unlike an answer, this leaves the caller's reply buffer as it was.
+  void OnSendFailed(uint32_t seq, int32_t error);
 
   // One-block bios. `done` runs when the bio completes (never for a crashed node); a bio
   // that cannot be taken (bad block, stopped, crashed) completes at once with an error.
@@ -240,10 +243,15 @@ class MirrorModel {
   Status CheckTable(const std::vector<int>& legs) const;
 
   // mirror_model_channel.cc: dm_consult_userspace / userspace_do_request and the log ops.
-  void Consult(uint32_t type, std::vector<uint8_t> payload, uint64_t luid, ReplyFn done);
+  // `reply_cap`: the reply buffer; by default the one the kernel gives this type.
+  void Consult(uint32_t type, std::vector<uint8_t> payload, uint64_t luid, ReplyFn done,
+               std::optional<size_t> reply_cap = std::nullopt);
   void PumpConsults();
   void SendCurrent();
-  void DoRequest(uint32_t type, std::vector<uint8_t> payload, ReplyFn done);
+  // userspace_do_request. `reply_cap`: its caller's buffer size, which (as in the kernel) an
+  // error reply frame overwrites with its own payload size before the -ESRCH retry.
+  void DoRequest(uint32_t type, std::vector<uint8_t> payload, ReplyFn done,
+                 std::optional<size_t> reply_cap = std::nullopt);
   void EsrchDance(std::function<void(bool resumed)> then);
   void InSync(uint64_t region, std::function<void(bool)> done);
   void IsRemoteRecovering(uint64_t region, std::function<void(bool)> done);

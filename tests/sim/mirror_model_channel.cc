@@ -67,13 +67,13 @@ std::string Hex(const std::vector<uint8_t>& bytes) {
 
 // --- dm_consult_userspace ---
 
-void MirrorModel::Consult(uint32_t type, std::vector<uint8_t> payload, uint64_t luid,
-                          ReplyFn done) {
+void MirrorModel::Consult(uint32_t type, std::vector<uint8_t> payload, uint64_t luid, ReplyFn done,
+                          std::optional<size_t> reply_cap) {
   Consultation c;
   c.type = type;
   c.payload = std::move(payload);
   c.luid = luid;
-  c.reply_cap = ReplyCap(type);
+  c.reply_cap = reply_cap.value_or(ReplyCap(type));
   c.done = std::move(done);
   consult_queue_.push_back(std::move(c));
   PumpConsults();
@@ -123,6 +123,8 @@ void MirrorModel::OnReply(const logd::UlogReply& reply) {
   loop_.Cancel(timeout_event_);
   if (reply.error == -EAGAIN) {
     ++stats_.eagain_resends;
+    // A reply frame sets the buffer size for the resend to its payload size (fill_pkg).
+    current_->reply_cap = std::min(current_->reply_cap, reply.payload.size());
     SendCurrent();
     return;
   }
@@ -148,45 +150,68 @@ void MirrorModel::OnReply(const logd::UlogReply& reply) {
   PumpConsults();
 }
 
-// --- userspace_do_request ---
-
-void MirrorModel::DoRequest(uint32_t type, std::vector<uint8_t> payload, ReplyFn done) {
-  std::vector<uint8_t> copy = payload;
-  Consult(type, std::move(payload), luid_,
-          [this, type, copy = std::move(copy), done = std::move(done)](
-              int32_t error, const std::vector<uint8_t>& reply) {
-            if (error != -ESRCH) {
-              done(error, reply);
-              return;
-            }
-            ++stats_.esrch_events;
-            EsrchDance([this, type, copy, done](bool resumed) {
-              if (!resumed) {
-                done(-ESRCH, {});
-                return;
-              }
-              DoRequest(type, copy, done);
-            });
-          });
+void MirrorModel::OnSendFailed(uint32_t seq, int32_t error) {
+  if (crashed_ || !current_ || seq != current_seq_) return;
+  loop_.Cancel(timeout_event_);
+  ++stats_.error_replies;
+  if (trace_) Trace("send failed seq=" + std::to_string(seq) + " error=" + std::to_string(error));
+  // The buffer keeps its size: handed on as a payload of that size (DoRequest's retry
+  // takes its buffer size from the payload of the failure).
+  std::vector<uint8_t> untouched(current_->reply_cap, 0);
+  ReplyFn done = std::move(current_->done);
+  current_.reset();
+  done(error, untouched);
+  PumpConsults();
 }
 
-// Every 2 s: CTR (with its NUL this time) until one succeeds, then RESUME. The hint is not
+// --- userspace_do_request ---
+
+void MirrorModel::DoRequest(uint32_t type, std::vector<uint8_t> payload, ReplyFn done,
+                            std::optional<size_t> reply_cap) {
+  std::vector<uint8_t> copy = payload;
+  Consult(
+      type, std::move(payload), luid_,
+      [this, type, copy = std::move(copy), done = std::move(done)](
+          int32_t error, const std::vector<uint8_t>& reply) {
+        if (error != -ESRCH) {
+          done(error, reply);
+          return;
+        }
+        ++stats_.esrch_events;
+        // The kernel's fill_pkg set the caller's buffer size to this reply's payload size:
+        // the retry's answer must fit in that (an -ESRCH with no payload leaves no room).
+        const size_t cap_left = reply.size();
+        EsrchDance([this, type, copy, done, cap_left](bool resumed) {
+          if (!resumed) {
+            done(-ESRCH, {});
+            return;
+          }
+          DoRequest(type, copy, done, cap_left);
+        });
+      },
+      reply_cap);
+}
+
+// Every 2 s: CTR (with its NUL this time, and no reply buffer: a device name in the answer
+// is -ENOSPC, and the dance goes on) until one succeeds, then RESUME. The hint is not
 // touched: this RESUME is sent raw, not through the log's resume method.
 void MirrorModel::EsrchDance(std::function<void(bool resumed)> then) {
   After(kEsrchRetryUs, [this, then = std::move(then)] {
     std::vector<uint8_t> ctr(config_.ctr.begin(), config_.ctr.end());
     ctr.push_back(0);
-    Consult(T(RequestType::kCtr), std::move(ctr), luid_,
-            [this, then](int32_t error, const std::vector<uint8_t>&) {
-              if (error != 0) {
-                EsrchDance(then);
-                return;
-              }
-              Consult(T(RequestType::kResume), {}, luid_,
-                      [then](int32_t resume_error, const std::vector<uint8_t>&) {
-                        then(resume_error == 0);
-                      });
-            });
+    Consult(
+        T(RequestType::kCtr), std::move(ctr), luid_,
+        [this, then](int32_t error, const std::vector<uint8_t>&) {
+          if (error != 0) {
+            EsrchDance(then);
+            return;
+          }
+          Consult(T(RequestType::kResume), {}, luid_,
+                  [then](int32_t resume_error, const std::vector<uint8_t>&) {
+                    then(resume_error == 0);
+                  });
+        },
+        /*reply_cap=*/0);
   });
 }
 

@@ -96,9 +96,12 @@ class FakeLog {
     received.push_back(
         {loop_.Now(), node, request.seq, request.type, request.luid, request.payload});
     logd::UlogReply reply = logd::ReplyTo(request);
-    if (down) {
-      reply.error = -ESRCH;
-      Send(node, reply);
+    if (down) {  // the kernel's send fails: no answer, the buffer stays as it was
+      const uint32_t seq = request.seq;
+      loop_.Schedule(latency_us, [this, node, seq] {
+        auto it = models_.find(node);
+        if (it != models_.end()) it->second->OnSendFailed(seq, -ESRCH);
+      });
       return;
     }
     if (drop_next > 0 && (drop_type == 0 || drop_type == request.type)) {
@@ -108,6 +111,9 @@ class FakeLog {
     if (eagain_next > 0) {
       --eagain_next;
       reply.error = -EAGAIN;
+      // Zeros of the buffer's size: a frame sets the kernel's buffer size for the resend to
+      // its payload size (KernelLink::SendRetry's empty message is the other safe way).
+      reply.payload.assign(logd::KernelReplyBufferSize(request.type), 0);
       Send(node, reply);
       return;
     }
@@ -119,7 +125,10 @@ class FakeLog {
     switch (static_cast<RequestType>(request.type)) {
       case RequestType::kCtr:
         reply.error = logd::DecodeCtrPayload(request).ok() ? 0 : -EINVAL;
-        reply.payload = logd::StringPayload("/dev/simlog");
+        // Re-sent after -ESRCH (with its NUL): no reply buffer, so no name.
+        if (request.payload.empty() || request.payload.back() != 0) {
+          reply.payload = logd::StringPayload("/dev/simlog");
+        }
         return;
       case RequestType::kGetRegionSize:
         reply.payload = logd::U64Payload(region_size_);

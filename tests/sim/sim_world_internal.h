@@ -280,8 +280,7 @@ class World {
         return;
       }
       // No listener: the kernel's send fails with -ESRCH at once.
-      logd::UlogReply r = logd::ReplyTo(req, -ESRCH);
-      if (node.kernels[m]) node.kernels[m]->OnReply(r);
+      if (node.kernels[m]) node.kernels[m]->OnSendFailed(req.seq, -ESRCH);
     });
   }
 

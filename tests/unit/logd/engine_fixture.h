@@ -66,7 +66,12 @@ inline std::vector<uint8_t> Regions(std::initializer_list<uint64_t> regions) {
   return out;
 }
 
+// The CTR string as the kernel sends it to construct a log: without its NUL.
 inline std::vector<uint8_t> CtrPayload(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+// ... and as it re-sends it after -ESRCH: with its NUL, and no room for a reply payload.
+inline std::vector<uint8_t> ResentCtrPayload(const std::string& s) {
   std::vector<uint8_t> out(s.begin(), s.end());
   out.push_back(0);
   return out;

@@ -21,6 +21,7 @@ using testing::DeviceRef;
 using testing::Devices;
 using testing::Regions;
 using testing::Req;
+using testing::ResentCtrPayload;
 
 constexpr uint64_t kRegions = 64;
 constexpr uint64_t kRegionSize = 1024;
@@ -93,6 +94,32 @@ TEST_F(EngineTest, CtrReturnsTheLogDeviceAndRegionSize) {
   EXPECT_EQ(ctr.payload.back(), 0) << "device name must be NUL-terminated";
   UlogReply rs = Send(*engine, Req(DM_ULOG_GET_REGION_SIZE));
   EXPECT_EQ(AsS64(rs), 1024);
+}
+
+// A restarted daemon: its -ESRCH sets the size of the kernel's reply buffer for the retry,
+// and the kernel re-sends CTR with no reply buffer (a device name in the answer would be
+// -ENOSPC, and the kernel would re-send it forever). PROTOCOL.md has both.
+TEST_F(EngineTest, AnUnknownLogsEsrchLeavesRoomAndTheResentCtrIsAnsweredEmpty) {
+  for (const std::string args : {"disk /dev/mem0 1024", "clustered-disk /dev/mem0 1024"}) {
+    SCOPED_TRACE(args);
+    auto engine = NewEngine();
+    UlogReply unknown = Send(*engine, Req(DM_ULOG_FLUSH));
+    EXPECT_EQ(unknown.error, -ESRCH) << "a log this daemon never saw";
+    // The kernel retries with a buffer the size of this answer's payload: it must be room
+    // for the real answer.
+    UlogReply unknown_in_sync = Send(*engine, Req(DM_ULOG_IN_SYNC, 1, "LVM-test", Regions({3})));
+    EXPECT_EQ(unknown_in_sync.error, -ESRCH);
+    EXPECT_EQ(unknown_in_sync.payload.size(), 8u);
+    UlogReply unknown_work = Send(*engine, Req(DM_ULOG_GET_RESYNC_WORK));
+    EXPECT_EQ(unknown_work.error, -ESRCH);
+    EXPECT_EQ(unknown_work.payload.size(), 16u);
+    UlogReply ctr =
+        Send(*engine, Req(DM_ULOG_CTR, 1, "LVM-test", ResentCtrPayload(kLen + " " + args)));
+    EXPECT_EQ(ctr.error, 0);
+    EXPECT_TRUE(ctr.payload.empty()) << AsString(ctr);
+    EXPECT_EQ(Send(*engine, Req(DM_ULOG_RESUME)).error, 0);
+    EXPECT_EQ(Send(*engine, Req(DM_ULOG_FLUSH)).error, 0);
+  }
 }
 
 TEST_F(EngineTest, NewLogStartsOutOfSyncUnlessNosync) {
