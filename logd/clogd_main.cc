@@ -19,6 +19,7 @@
 #include "logd/daemon_log.h"
 #include "logd/device_path.h"
 #include "logd/pidfile.h"
+#include "logd/request_record.h"
 
 namespace {
 
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
   };
   clogd::logd::Pidfile pidfile;
   if (clogd::Status s = pidfile.Lock(pidfile_path); !s.ok()) return refuse(s.message());
+  // Only the pidfile's holder may use the record beside it.
+  config.request_record = clogd::logd::RequestRecordPathFor(pidfile_path);
   if (!foreground) {
     if (daemon(0, 0) < 0) return refuse(std::string("daemon: ") + std::strerror(errno));
     if (clogd::Status s = pidfile.WritePid(); !s.ok())

@@ -32,11 +32,21 @@ void Daemon::Notify(const std::string& line) const {
 
 Status Daemon::Start() {
   CLOG_RETURN_IF_ERROR(loop_.Open());
+  // A callback that holds the loop holds every kernel request behind it: name it.
+  loop_.SetSlowCallbackHook(uint64_t{config_.slow_request_ms} * 1000,
+                            [this](const std::string& what, uint64_t us, uint64_t cpu_us) {
+                              Log(Severity::kInfo, "event loop: a " + what + " callback ran " +
+                                                       std::to_string(us / 1000) + " ms (" +
+                                                       std::to_string(cpu_us / 1000) +
+                                                       " ms of CPU); kernel " +
+                                                       "requests waited behind it");
+                            });
   CLOG_RETURN_IF_ERROR(signals_.Start(loop_, {SIGTERM, SIGINT, SIGQUIT, SIGHUP},
                                       [this](int signo) { OnSignal(signo); }));
   if (config_.kernel_socket.empty()) {
     auto dm = hooks_.device_mapper ? hooks_.device_mapper() : dmtable::MakeLibDeviceMapper();
-    port_ = std::make_unique<NetlinkPort>(hooks_.log, std::move(dm), config_.slow_request_ms);
+    port_ = std::make_unique<NetlinkPort>(hooks_.log, std::move(dm), config_.slow_request_ms,
+                                          config_.request_record);
   } else {
     port_ = std::make_unique<SocketLink>(config_.kernel_socket, hooks_.log);
   }

@@ -34,6 +34,9 @@ struct DaemonConfig {
   bool cluster = false;
   uint32_t expected_nodes = 0;     // cluster mode; 0: ask votequorum
   uint32_t slow_request_ms = 250;  // kernel requests answered later than this are logged
+  // RequestRecord (netlink only; empty: none): lets a restarted clogd release the kernel
+  // requests a killed one left unanswered. clogd sets it beside the pidfile.
+  std::string request_record;
   uint64_t connect_retry_first_us = 500'000;
   uint64_t connect_retry_max_us = 5'000'000;
 };

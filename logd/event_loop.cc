@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 namespace clogd::logd {
@@ -118,7 +119,7 @@ void EventLoop::RunDueTimers() {
   while (!timers_.empty() && timers_.begin()->first.first <= now) {
     auto node = timers_.extract(timers_.begin());
     timer_deadlines_.erase(node.key().second);
-    node.mapped()();
+    Timed("timer", -1, node.mapped());
   }
   ArmTimerFd();
 }
@@ -139,7 +140,36 @@ void EventLoop::RunPosted() {
     std::lock_guard<std::mutex> lock(posted_mu_);
     batch.swap(posted_);
   }
-  for (auto& fn : batch) fn();
+  for (auto& fn : batch) Timed("posted", -1, fn);
+}
+
+namespace {
+uint64_t ProcessCpuUs() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1'000'000 + static_cast<uint64_t>(t.tv_nsec) / 1000;
+}
+}  // namespace
+
+void EventLoop::SetSlowCallbackHook(uint64_t threshold_us, SlowFn fn) {
+  slow_threshold_us_ = threshold_us;
+  slow_fn_ = std::move(fn);
+}
+
+template <typename F>
+void EventLoop::Timed(const char* kind, int fd, F&& fn) {
+  if (!slow_fn_) {
+    fn();
+    return;
+  }
+  const uint64_t start = NowUs();
+  const uint64_t cpu_start = ProcessCpuUs();
+  fn();
+  const uint64_t took = NowUs() - start;
+  if (took >= slow_threshold_us_) {
+    slow_fn_(fd >= 0 ? std::string(kind) + " " + std::to_string(fd) : std::string(kind), took,
+             ProcessCpuUs() - cpu_start);
+  }
 }
 
 Status EventLoop::RunOnce(int max_wait_ms) {
@@ -159,7 +189,8 @@ Status EventLoop::RunOnce(int max_wait_ms) {
     auto it = watchers_.find(fd);
     if (it == watchers_.end() || it->second->generation != generation) continue;
     std::shared_ptr<Watcher> keep = it->second;  // the callback may unwatch itself
-    keep->fn(events[i].events);
+    const uint32_t what = events[i].events;
+    Timed("fd", fd, [&] { keep->fn(what); });
   }
   RunPosted();
   RunDueTimers();

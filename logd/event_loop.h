@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -58,6 +59,12 @@ class EventLoop {
 
   static uint64_t NowUs();
 
+  // Called after any one callback that ran `threshold_us` or longer: what it was ("fd 7",
+  // "timer", "posted"), how long it ran and how much of that was this process's CPU time
+  // (little CPU: it waited, in I/O or for another process). Everything else waited as long.
+  using SlowFn = std::function<void(const std::string& what, uint64_t us, uint64_t cpu_us)>;
+  void SetSlowCallbackHook(uint64_t threshold_us, SlowFn fn);
+
  private:
   struct Watcher {
     uint32_t generation;
@@ -66,6 +73,9 @@ class EventLoop {
   void ArmTimerFd();
   void RunDueTimers();
   void RunPosted();
+  // Runs fn, timed when a slow-callback hook is set.
+  template <typename F>
+  void Timed(const char* kind, int fd, F&& fn);
 
   int epoll_fd_ = -1;
   int timer_fd_ = -1;
@@ -80,6 +90,9 @@ class EventLoop {
   std::map<std::pair<uint64_t, TimerId>, Fn> timers_;  // (deadline, id) -> fn
   std::unordered_map<TimerId, uint64_t> timer_deadlines_;
   uint64_t armed_deadline_ = 0;  // what timer_fd_ is set to (0: disarmed)
+
+  uint64_t slow_threshold_us_ = 0;
+  SlowFn slow_fn_;
 
   std::mutex posted_mu_;
   std::vector<Fn> posted_;

@@ -74,19 +74,24 @@ Status KernelLink::ReceiveFrames(std::vector<std::vector<uint8_t>>& frames) {
 }
 
 Status KernelLink::Send(const UlogReply& reply) {
-  std::vector<uint8_t> frame = EncodeReply(reply);
+  return SendMessage(reply.seq, 0, EncodeReply(reply));
+}
+
+Status KernelLink::SendRetry(uint32_t seq) { return SendMessage(seq, EAGAIN, {}); }
+
+Status KernelLink::SendMessage(uint32_t seq, uint32_t ack, const std::vector<uint8_t>& frame) {
   const size_t msg_len = NLMSG_HDRLEN + sizeof(cn_msg) + frame.size();
   std::vector<uint8_t> buf(NLMSG_ALIGN(msg_len), 0);
   nlmsghdr nlh{};
   nlh.nlmsg_len = static_cast<uint32_t>(msg_len);
   nlh.nlmsg_type = NLMSG_DONE;
-  nlh.nlmsg_seq = reply.seq;
+  nlh.nlmsg_seq = seq;
   nlh.nlmsg_pid = static_cast<uint32_t>(getpid());
   cn_msg msg{};
   msg.id.idx = CN_IDX_DM;
   msg.id.val = CN_VAL_DM_USERSPACE_LOG;
-  msg.seq = reply.seq;
-  msg.ack = 0;
+  msg.seq = seq;
+  msg.ack = ack;
   msg.len = static_cast<uint16_t>(frame.size());
   std::memcpy(buf.data(), &nlh, sizeof(nlh));
   std::memcpy(buf.data() + NLMSG_HDRLEN, &msg, sizeof(msg));
@@ -97,7 +102,7 @@ Status KernelLink::Send(const UlogReply& reply) {
     ssize_t n = sendto(fd_, buf.data(), msg_len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
     if (n >= 0) return Status::Ok();
     if (errno == EINTR) continue;
-    return IoError("netlink send of reply seq " + std::to_string(reply.seq) + ": " +
+    return IoError("netlink send of reply seq " + std::to_string(seq) + ": " +
                    std::strerror(errno));
   }
 }

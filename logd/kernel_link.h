@@ -30,8 +30,17 @@ class KernelLink {
   Status ReceiveFrames(std::vector<std::vector<uint8_t>>& frames);
   // Sends one reply frame (dm_ulog_request + payload) to the kernel.
   Status Send(const UlogReply& reply);
+  // Asks the kernel to send request `seq` again at once: an empty connector message with
+  // ack = EAGAIN. Not a reply frame with error -EAGAIN: the kernel takes a frame's
+  // data_size (0) as the size of its reply buffer for the resend, and the real answer
+  // would then not fit ("Insufficient space to receive package", -ENOSPC: an IN_SYNC
+  // read as "not in sync", a write sent to one leg only). The empty message keeps it.
+  Status SendRetry(uint32_t seq);
 
  private:
+  // One connector message to the kernel: `frame` after the cn_msg header (may be empty).
+  Status SendMessage(uint32_t seq, uint32_t ack, const std::vector<uint8_t>& frame);
+
   int fd_ = -1;
 };
 

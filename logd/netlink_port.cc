@@ -3,26 +3,82 @@
 
 #include <sys/epoll.h>
 
+#include <cerrno>
+#include <ctime>
 #include <vector>
 
 namespace clogd::logd {
 
 NetlinkPort::NetlinkPort(LogFn log, std::unique_ptr<dmtable::DeviceMapper> dm,
-                         uint32_t slow_request_ms)
+                         uint32_t slow_request_ms, std::string request_record_path)
     : log_(std::move(log)),
       dm_(std::move(dm)),
-      slow_request_us_(static_cast<int64_t>(slow_request_ms) * 1000) {}
+      slow_request_us_(static_cast<int64_t>(slow_request_ms) * 1000),
+      request_record_path_(std::move(request_record_path)) {}
 
 NetlinkPort::~NetlinkPort() {
+  if (loop_ != nullptr && sweep_timer_ != 0) loop_->Cancel(sweep_timer_);
   if (loop_ != nullptr && link_.fd() >= 0) loop_->Unwatch(link_.fd());
 }
 
 Status NetlinkPort::Open(EventLoop& loop, FrameFn on_frame) {
   CLOG_RETURN_IF_ERROR(link_.Open());
+  ReleaseOrphanedRequests();
   loop_ = &loop;
   on_frame_ = std::move(on_frame);
   rearmer_.emplace(loop, std::move(dm_), log_);
-  return loop.Watch(link_.fd(), EPOLLIN, [this](uint32_t) { Receive(); });
+  CLOG_RETURN_IF_ERROR(loop.Watch(link_.fd(), EPOLLIN, [this](uint32_t) { Receive(); }));
+  ScheduleSweep();
+  return Status::Ok();
+}
+
+Status NetlinkPort::SendAgain(uint32_t seq) { return link_.SendRetry(seq); }
+
+namespace {
+int64_t ProcessCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+}  // namespace
+
+void NetlinkPort::ScheduleSweep() {
+  sweep_due_ = std::chrono::steady_clock::now() + kSweepPeriod;
+  sweep_cpu_ns_ = ProcessCpuNs();
+  sweep_timer_ =
+      loop_->Schedule(std::chrono::duration_cast<std::chrono::microseconds>(kSweepPeriod).count(),
+                      [this] { Sweep(); });
+}
+
+void NetlinkPort::Sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  const int64_t late_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now - sweep_due_).count();
+  if (late_us >= slow_request_us_ && log_) {
+    const int64_t cpu_ms = (ProcessCpuNs() - sweep_cpu_ns_) / 1'000'000;
+    log_(Severity::kInfo, "event loop ran " + std::to_string(late_us / 1000) +
+                              " ms late (clogd used " + std::to_string(cpu_ms) +
+                              " ms of CPU meanwhile): kernel requests waited unread that long");
+  }
+  for (auto it = received_.begin(); it != received_.end();) {
+    const auto held = now - it->second.at;
+    if (held < kResendHeldAfter) {
+      ++it;
+      continue;
+    }
+    Status s = SendAgain(it->first);
+    if (log_) {
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(held).count();
+      log_(s.ok() ? Severity::kInfo : Severity::kWarning,
+           "kernel request " + RequestTypeName(it->second.raw_type & 0xff) + " (seq " +
+               std::to_string(it->first) + ") of log " + it->second.uuid + " held " +
+               std::to_string(secs) + " s: " +
+               (s.ok() ? "asked the kernel to send it again (-EAGAIN) before its 15 s timeout"
+                       : "could not ask the kernel to send it again: " + s.ToString()));
+    }
+    it = received_.erase(it);
+  }
+  ScheduleSweep();
 }
 
 void NetlinkPort::Receive() {
@@ -35,20 +91,48 @@ void NetlinkPort::Receive() {
   if (!s.ok() && log_) log_(Severity::kWarning, "kernel link: " + s.ToString());
 }
 
+void NetlinkPort::ReleaseOrphanedRequests() {
+  if (request_record_path_.empty()) return;
+  auto record = RequestRecord::Open(request_record_path_);
+  if (!record.ok()) {
+    // Serving matters more: without the record a restart after a kill only waits longer.
+    if (log_) log_(Severity::kWarning, record.status().message() + "; serving without it");
+    return;
+  }
+  request_record_.emplace(std::move(record).value());
+  auto last = request_record_->previous_last();
+  if (!last) return;
+  const auto seqs = RequestRecord::SeqsToRelease(*last);
+  size_t failed = 0;
+  for (uint32_t seq : seqs) {
+    if (!SendAgain(seq).ok()) ++failed;
+  }
+  if (log_) {
+    log_(Severity::kInfo,
+         "asked the kernel to resend any request the previous clogd took and did not answer "
+         "(-EAGAIN to seqs " +
+             std::to_string(seqs.back()) + "-" + std::to_string(seqs.front()) +
+             " around its last, " + std::to_string(*last) + ")" +
+             (failed ? "; " + std::to_string(failed) + " of them could not be sent" : ""));
+  }
+}
+
 void NetlinkPort::NoteReceived(const std::vector<uint8_t>& frame) {
   auto request = DecodeRequest(frame);
   if (!request.ok()) return;  // refused where it is handled
-  // The kernel has one request in flight per log at a time and resends with a new seq, so
-  // this stays small; a seq never answered (a log gone) is dropped when the map grows.
+  if (request_record_) request_record_->Note(request->seq);
+  // Answered requests leave the map and held ones leave it after kResendHeldAfter, so it
+  // stays small; the clear is only a backstop.
   if (received_.size() > 4096) received_.clear();
-  received_[request->seq] = std::chrono::steady_clock::now();
+  received_[request->seq] =
+      Received{std::chrono::steady_clock::now(), request->raw_type, request->uuid};
 }
 
 void NetlinkPort::NoteAnswered(const UlogReply& reply) {
   auto it = received_.find(reply.seq);
   if (it == received_.end()) return;
   const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - it->second)
+                          std::chrono::steady_clock::now() - it->second.at)
                           .count();
   received_.erase(it);
   if (waited >= slow_request_us_ && log_) {

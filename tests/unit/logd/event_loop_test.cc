@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "logd/signal_watch.h"
 
@@ -42,6 +43,29 @@ TEST_F(EventLoopTest, TimersRunInDeadlineOrderAndNeverEarly) {
   EXPECT_EQ(order, "abc");
   EXPECT_GE(b_ran_at - start, 20'000u) << "a timer ran before its delay";
   EXPECT_EQ(loop_.PendingTimers(), 0u);
+}
+
+TEST_F(EventLoopTest, ACallbackThatHoldsTheLoopIsNamedWithItsTimeAndCpu) {
+  struct Slow {
+    std::string what;
+    uint64_t us;
+    uint64_t cpu_us;
+  };
+  std::vector<Slow> slow;
+  loop_.SetSlowCallbackHook(20'000, [&](const std::string& what, uint64_t us, uint64_t cpu) {
+    slow.push_back({what, us, cpu});
+  });
+  bool quick_ran = false, sleeper_ran = false;
+  loop_.Schedule(0, [&] { quick_ran = true; });
+  loop_.Schedule(1'000, [&] {
+    usleep(50'000);  // holds the loop without using the CPU, as blocking I/O does
+    sleeper_ran = true;
+  });
+  ASSERT_TRUE(loop_.RunUntil([&] { return quick_ran && sleeper_ran; }, kBoundMs));
+  ASSERT_EQ(slow.size(), 1u) << "only the callback that held the loop";
+  EXPECT_EQ(slow[0].what, "timer");
+  EXPECT_GE(slow[0].us, 50'000u);
+  EXPECT_LT(slow[0].cpu_us, slow[0].us) << "sleeping is not CPU time";
 }
 
 TEST_F(EventLoopTest, CancelledTimerNeverRuns) {
