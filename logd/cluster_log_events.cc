@@ -166,6 +166,9 @@ void ClusterLog::OnMembership(const Membership& m) {
       if (process_down) {
         // The daemon died, the node did not: its kernel may still write its marked
         // regions and copy the one it owns. Keep all of it until the daemon is back.
+        Log(Severity::kWarning, "node " + std::to_string(gone) +
+                                    "'s clogd is gone, its node is not: its marks are kept "
+                                    "until its clogd rejoins");
         state_.absent.insert(gone);
         if (disk() && state_.SlotOf(gone) != kNoSlot) state_.awaiting_absent.insert(gone);
         continue;
