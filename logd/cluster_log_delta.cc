@@ -66,6 +66,10 @@ void ClusterLog::SendStateToJoiners(const std::vector<NodeId>& joiners) {
   for (NodeId joiner : joiners) {
     std::optional<DeltaMsg> d = BuildDelta(joiner, crc);
     if (!d) {
+      for (NodeId j : joiners) {
+        Log(Severity::kInfo, "node " + std::to_string(j) + " joins with a full checkpoint (" +
+                                 std::to_string(full.size()) + " bytes of state)");
+      }
       SendCheckpoint();  // one full checkpoint serves every joiner
       return;
     }

@@ -89,6 +89,19 @@ await_logged_by_others() {
       fail "node $_n did not log '$2'"
   done
 }
+# await_logged_by_another NODE TEXT: some other node's clogd logged TEXT about NODE (a node
+# whose own clogd was restarted meanwhile may join only after NODE left, and never see it).
+logged_by_another() {
+  for _n in $(seq 1 "$VM_COUNT"); do
+    [ "$_n" = "$1" ] && continue
+    grep -q "$2" "/host/vm$_n/clogd.log" && return 0
+  done
+  return 1
+}
+await_logged_by_another() {
+  wait_for "another node's clogd to log '$2'" 120 logged_by_another "$1" "$2" ||
+    fail "no other node logged '$2'"
+}
 kill_clogd_and_restart() {
   kill -KILL "$CLOGD_PID"
   say "fault at $(uptime_s): kill -9 clogd"
@@ -100,7 +113,7 @@ kill_corosync_and_restart() {
   kill -KILL "$COROSYNC_PID"
   say "fault at $(uptime_s): kill -9 corosync"
   inspect_after_fault "$VM_ID"
-  await_logged_by_others "$VM_ID" "node $VM_ID left"
+  await_logged_by_another "$VM_ID" "node $VM_ID left"
   corosync_start
   say "corosync restarted at $(uptime_s)"
 }

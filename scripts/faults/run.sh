@@ -139,6 +139,7 @@ for n in "${hit[@]}"; do
       "$out/vm$n/fault-$n.json" 2>/dev/null) || { problem "no readable log device image after node $n's fault"; matched=no; }
     echo "node $n's slot right after its fault: ${expected:-empty}"
   fi
+  seen_by=0
   for i in "${live[@]}"; do
     [[ $i == "$n" ]] && continue
     line=$(grep "node $n left: " "$out/vm$i/left" 2>/dev/null | head -n 1 || true)
@@ -150,10 +151,12 @@ for n in "${hit[@]}"; do
       continue
     fi
     if [[ -z $line ]]; then
-      problem "node $i did not log node $n's departure"
-      matched=no
+      # A node whose own clogd restarted meanwhile (two-in-a-row) may join after node n
+      # left and take the merged state instead; at least one survivor must have seen it.
+      echo "node $i: no departure line for node $n"
       continue
     fi
+    seen_by=$((seen_by + 1))
     echo "node $i: $line"
     ranges=$(sed -n 's/.*(regions \([^)]*\)).*/\1/p' <<<"$line")
     got=$(expand "$ranges")
@@ -171,12 +174,17 @@ for n in "${hit[@]}"; do
         fi
       done
     fi
-    [[ $i == "${untouched[0]}" ]] && resynced_total=$((resynced_total + $(wc -w <<<"$got")))
+    ((seen_by == 1)) && resynced_total=$((resynced_total + $(wc -w <<<"$got")))
   done
+  if [[ $kind == node ]] && ((seen_by == 0)); then
+    problem "no survivor logged node $n's departure"
+    matched=no
+  fi
   [[ $log == disk ]] && expected_total=$((expected_total + $(wc -w <<<"$expected")))
   if [[ $kind == daemon ]]; then
     # The restarted daemon took its state back from the others.
-    if ! grep -q "node $n rejoins" "$out"/vm*/clogd.log; then
+    # (A delta when its map could be used, else a full checkpoint: clustered-core.)
+    if ! grep -qE "node $n (rejoins|joins with a full checkpoint)" "$out"/vm*/clogd.log; then
       problem "no node logged node $n's restarted clogd rejoining"
       matched=no
     fi
