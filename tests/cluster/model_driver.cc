@@ -219,11 +219,11 @@ void ModelDriver::ToDaemon(Node& node, size_t m, const logd::UlogRequest& reques
   // No listener: the kernel's send fails with -ESRCH at once.
   const uint64_t boot = node.boot;
   loop_.Schedule(0, [this, &node, boot, reply = logd::ReplyTo(request, -ESRCH)] {
-    if (node.up && node.boot == boot) OnReply(node, reply);
+    if (node.up && node.boot == boot) OnReply(node, reply, /*send_failed=*/true);
   });
 }
 
-void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply) {
+void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply, bool send_failed) {
   const int boot_key = node.id * 1'000'000 + static_cast<int>(node.boot);
   auto it = by_seq_.find({boot_key, reply.seq});
   if (it == by_seq_.end() || requests_[it->second].answered) {
@@ -244,7 +244,12 @@ void ModelDriver::OnReply(Node& node, const logd::UlogReply& reply) {
                         std::to_string(reply.seq) + " names log " + reply.uuid);
   }
   // A late reply to an abandoned request reaches the model too: it drops it as stale.
-  if (node.models[m]) node.models[m]->OnReply(reply);
+  if (!node.models[m]) return;
+  if (send_failed) {
+    node.models[m]->OnSendFailed(reply.seq, reply.error);
+  } else {
+    node.models[m]->OnReply(reply);
+  }
 }
 
 void ModelDriver::ReadLink(Node& node) {

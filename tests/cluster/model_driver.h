@@ -153,7 +153,9 @@ class ModelDriver {
   void ReadLink(Node& node);
   void OnMessage(Node& node, const std::vector<uint8_t>& message);
   void ToDaemon(Node& node, size_t m, const logd::UlogRequest& request);
-  void OnReply(Node& node, const logd::UlogReply& reply);
+  // `send_failed`: not an answer but the kernel's send failing (no listener), which leaves
+  // the model's reply buffer as it was.
+  void OnReply(Node& node, const logd::UlogReply& reply, bool send_failed = false);
   void Rearm(Node& node, const std::string& uuid, uint64_t link_generation);
   void SendRearmDone(Node& node, const std::string& uuid, uint64_t link_generation);
   void ScheduleOp(Node& node, size_t m);
