@@ -22,13 +22,7 @@ FAULT_AT=${FAULT_AT:-10} RATE=${RATE:-40}
 say() { echo "node $VM_ID: $*"; }
 uptime_s() { cut -d ' ' -f 1 /proc/uptime; }
 
-corosync_start
-WAIT_INTERVAL_US=1000000
-want=$(seq 1 "$VM_COUNT" | tr '\n' ' ')
-members_are_all() { [ "$(corosync_members)" = "$want" ]; }
-wait_for "corosync membership '$want' (now '$(corosync_members)')" 180 members_are_all ||
-  fail "membership not reached: $(corosync-quorumtool -s 2>&1)"
-WAIT_INTERVAL_US=200000
+corosync_start_all
 
 modprobe dm-mod
 clogd_start --cluster --slow-request-ms 100

@@ -38,6 +38,18 @@ expect_equal() {
   echo "ok: $1: $2"
 }
 
+# corosync_start_all: start this VM's corosync and wait (bounded, 180 s) until it sees every
+# VM of the run as a member; leaves WAIT_INTERVAL_US at 200 ms.
+corosync_members_are_all() { [ "$(corosync_members)" = "$_corosync_want" ]; }
+corosync_start_all() {
+  corosync_start
+  WAIT_INTERVAL_US=1000000
+  _corosync_want=$(seq 1 "$VM_COUNT" | tr '\n' ' ')
+  wait_for "corosync membership '$_corosync_want' (now '$(corosync_members)')" 180 \
+    corosync_members_are_all || fail "membership not reached: $(corosync-quorumtool -s 2>&1)"
+  WAIT_INTERVAL_US=200000
+}
+
 # check_mirror NAME TABLE EXPECTED_TABLE EXPECTED_LOG_STATUS: create NAME from TABLE; its
 # `dmsetup table` must read EXPECTED_TABLE; wait (bounded) until it is in sync with both legs
 # alive and the log reporting EXPECTED_LOG_STATUS; then remove it, load what `dmsetup table`

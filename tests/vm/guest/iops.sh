@@ -11,13 +11,7 @@ set -e
 CONFIGS=${CONFIGS:-raw core disk cdisk ccore}
 RUNTIME=${RUNTIME:-10}
 
-corosync_start
-WAIT_INTERVAL_US=1000000
-want=$(seq 1 "$VM_COUNT" | tr '\n' ' ')
-members_are_all() { [ "$(corosync_members)" = "$want" ]; }
-wait_for "corosync membership '$want' (now '$(corosync_members)')" 180 members_are_all ||
-  fail "membership not reached: $(corosync-quorumtool -s 2>&1)"
-WAIT_INTERVAL_US=200000
+corosync_start_all
 
 modprobe dm-mod
 modprobe dm-mirror
