@@ -267,6 +267,53 @@ Status MirrorModel::ReplaceTable(std::vector<int> legs, std::function<void()> do
   return Status::Ok();
 }
 
+Status MirrorModel::PrepareReload(std::vector<int> legs, std::function<void(bool)> loaded) {
+  if (state_ != MirrorState::kRunning) return Busy("PrepareReload needs a running mirror");
+  CLOG_RETURN_IF_ERROR(CheckTable(legs));
+  SuspendPlan plan;
+  plan.new_legs = std::move(legs);
+  plan.loaded = std::move(loaded);
+  BeginSuspend(std::move(plan));
+  return Status::Ok();
+}
+
+Status MirrorModel::CommitReload(std::function<void()> done) {
+  if (state_ != MirrorState::kSuspended || inactive_luid_ == 0) {
+    return Busy("CommitReload needs a suspended mirror with a loaded table");
+  }
+  const uint64_t luid = inactive_luid_;
+  std::vector<int> legs = std::move(inactive_legs_);
+  inactive_luid_ = 0;
+  inactive_legs_.clear();
+  SwapInTable(luid, std::move(legs), std::move(done));
+  return Status::Ok();
+}
+
+Status MirrorModel::AbortReload(std::function<void()> done) {
+  if (state_ != MirrorState::kSuspended) return Busy("AbortReload needs a suspended mirror");
+  const uint64_t luid = inactive_luid_;
+  inactive_luid_ = 0;
+  inactive_legs_.clear();
+  if (luid == 0) {
+    ResumeOldTable(std::move(done));
+    return Status::Ok();
+  }
+  Trace("inactive table cleared: luid " + std::to_string(luid));
+  Consult(T(RequestType::kDtr), {}, luid,
+          [this, done = std::move(done)](int32_t, const std::vector<uint8_t>&) {
+            ResumeOldTable(done);
+          });
+  return Status::Ok();
+}
+
+std::vector<int> MirrorModel::failed_table_legs() const {
+  std::vector<int> failed;
+  for (size_t i = 0; i < table_.size() && i < leg_errors_.size(); ++i) {
+    if (leg_errors_[i] != 0) failed.push_back(table_[i]);
+  }
+  return failed;
+}
+
 SimLegs::Abandoned MirrorModel::Crash() {
   if (crashed_) return {};
   Trace("crash");
@@ -337,25 +384,45 @@ void MirrorModel::FinishSuspend() {
     return;
   }
   if (!plan.new_legs) {  // RearmHint: resume the same table
-    hint_ = 0;
-    Consult(T(RequestType::kResume), {}, luid_, [this, done](int32_t, const std::vector<uint8_t>&) {
-      ResumeTable();
-      if (done) done();
-    });
+    ResumeOldTable(done);
     return;
   }
   const uint64_t new_luid = next_luid_++;
   std::vector<int> legs = std::move(*plan.new_legs);
+  if (plan.loaded) {  // PrepareReload: stay suspended with the table loaded (or not)
+    std::function<void(bool)> loaded = std::move(plan.loaded);
+    LoadTable(new_luid, [this, new_luid, legs, loaded](bool ok) {
+      state_ = MirrorState::kSuspended;
+      if (ok) {
+        inactive_luid_ = new_luid;
+        inactive_legs_ = legs;
+      }
+      Trace(ok ? "suspended with a table loaded: luid " + std::to_string(new_luid)
+               : "suspended: the table load failed");
+      loaded(ok);
+    });
+    return;
+  }
   LoadTable(new_luid, [this, new_luid, legs, done](bool ok) {
     if (!ok) {  // the load failed: the old table is resumed
-      hint_ = 0;
-      Consult(T(RequestType::kResume), {}, luid_,
-              [this, done](int32_t, const std::vector<uint8_t>&) {
-                ResumeTable();
-                if (done) done();
-              });
+      ResumeOldTable(done);
       return;
     }
+    SwapInTable(new_luid, legs, done);
+  });
+}
+
+void MirrorModel::ResumeOldTable(std::function<void()> done) {
+  hint_ = 0;
+  Consult(T(RequestType::kResume), {}, luid_, [this, done](int32_t, const std::vector<uint8_t>&) {
+    ResumeTable();
+    if (done) done();
+  });
+}
+
+void MirrorModel::SwapInTable(uint64_t new_luid, std::vector<int> legs,
+                              std::function<void()> done) {
+  {
     const uint64_t old_luid = luid_;
     // A new mirror_set, region hash and log instance.
     luid_ = new_luid;
@@ -383,7 +450,7 @@ void MirrorModel::FinishSuspend() {
                         if (done) done();
                       });
             });
-  });
+  }
 }
 
 }  // namespace clogd::sim

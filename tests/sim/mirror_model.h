@@ -74,7 +74,8 @@ enum class MirrorState {
   kNew,
   kStarting,  // CTR / GET_REGION_SIZE / RESUME under way
   kRunning,
-  kSuspending,  // Stop, RearmHint or ReplaceTable under way
+  kSuspending,  // Stop, RearmHint, ReplaceTable or PrepareReload under way
+  kSuspended,   // PrepareReload done: waiting for CommitReload or AbortReload
   kStopped,
   kCrashed,
   kFailed,  // CTR refused: the table never loaded
@@ -146,6 +147,16 @@ class MirrorModel {
   // (CTR + GET_REGION_SIZE under a new luid), RESUME it, DTR the old one, re-issue the
   // requeued writes on the new table.
   Status ReplaceTable(std::vector<int> legs, std::function<void()> done = {});
+  // The same in two phases, as a cluster-wide reload does it (DESIGN.md §4.6): the noflush
+  // suspend and the load, after which the mirror stays suspended (kSuspended) with the new
+  // table inactive and `loaded(true)` runs (`loaded(false)`: the load failed, still
+  // suspended); then CommitReload resumes the loaded table (RESUME it, DTR the old one) or
+  // AbortReload drops it (DTR) and resumes the old one.
+  Status PrepareReload(std::vector<int> legs, std::function<void(bool loaded)> loaded);
+  Status CommitReload(std::function<void()> done = {});
+  Status AbortReload(std::function<void()> done = {});
+  // The legs of the loaded inactive table (empty if none).
+  const std::vector<int>& inactive_legs() const { return inactive_legs_; }
 
   // A reply from the daemon (matched on seq). May be called from inside to_daemon.
   void OnReply(const logd::UlogReply& reply);
@@ -165,6 +176,8 @@ class MirrorModel {
   uint64_t in_sync_hint() const { return hint_; }
   bool mirror_in_sync() const { return ms_in_sync_; }  // ms->in_sync
   const std::vector<int>& table_legs() const { return table_; }
+  // Table legs this kernel has seen fail (what `dmsetup status` shows as D, R or S).
+  std::vector<int> failed_table_legs() const;
   int default_leg() const;
   size_t held_writes() const { return holds_.size(); }
   size_t bios_in_target() const { return target_bios_; }
@@ -223,6 +236,7 @@ class MirrorModel {
     bool stop = false;  // flush suspend + DTR; else noflush
     std::optional<std::vector<int>> new_legs;
     std::function<void()> done;
+    std::function<void(bool)> loaded;  // PrepareReload: stay suspended after the load
     bool presuspend_sent = false;
     bool presuspend_done = false;
     bool postsuspend_started = false;
@@ -241,6 +255,9 @@ class MirrorModel {
   void ProtocolError(const std::string& what);
   void RaiseEvent(const std::string& what);
   Status CheckTable(const std::vector<int>& legs) const;
+  // Makes the loaded table (log instance `new_luid`, `legs`) live: RESUME it, DTR the old.
+  void SwapInTable(uint64_t new_luid, std::vector<int> legs, std::function<void()> done);
+  void ResumeOldTable(std::function<void()> done);
 
   // mirror_model_channel.cc: dm_consult_userspace / userspace_do_request and the log ops.
   // `reply_cap`: the reply buffer; by default the one the kernel gives this type.
@@ -327,6 +344,9 @@ class MirrorModel {
   std::vector<uint8_t> leg_error_types_;
   uint64_t luid_ = 0;
   uint64_t next_luid_ = 0;
+  // PrepareReload's loaded inactive table and its log instance (0: none).
+  std::vector<int> inactive_legs_;
+  uint64_t inactive_luid_ = 0;
   uint64_t target_sectors_ = 0;
   uint64_t region_size_ = 0;
   uint64_t nr_regions_ = 0;

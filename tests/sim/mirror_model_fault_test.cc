@@ -205,6 +205,66 @@ TEST(MirrorModelLegFailure, HeldUntilTheTableIsReplacedThenCompleted) {
   EXPECT_TRUE(rig.checker.CheckQuiescent().empty());
 }
 
+TEST(MirrorModelLegFailure, TwoPhaseReloadHoldsWritesUntilCommitThenUsesTheNewTable) {
+  Rig rig(1, 8, 4, 3);
+  MirrorModel& m = rig.StartNode(0);
+  rig.legs.FailLeg(2);
+  bool acked = false;
+  m.Write(9, 41, [&](Status s) { acked = s.ok(); });
+  rig.loop.RunFor(5 * kSecond);
+  EXPECT_EQ(m.failed_table_legs(), (std::vector<int>{2}));
+
+  std::optional<bool> loaded;
+  ASSERT_TRUE(m.PrepareReload({0, 1}, [&](bool ok) { loaded = ok; }).ok());
+  rig.loop.RunFor(5 * kSecond);
+  ASSERT_EQ(loaded, std::optional<bool>(true));
+  EXPECT_EQ(m.state(), MirrorState::kSuspended);
+  EXPECT_EQ(m.inactive_legs(), (std::vector<int>{0, 1}));
+  bool later = false;
+  m.Write(13, 42, [&](Status s) { later = s.ok(); });  // dm core holds it: suspended
+  rig.loop.RunFor(5 * kSecond);
+  EXPECT_FALSE(acked);
+  EXPECT_FALSE(later);
+
+  bool committed = false;
+  ASSERT_TRUE(m.CommitReload([&] { committed = true; }).ok());
+  rig.loop.RunFor(10 * kSecond);
+  EXPECT_TRUE(committed);
+  EXPECT_TRUE(acked);
+  EXPECT_TRUE(later);
+  EXPECT_EQ(m.table_legs(), (std::vector<int>{0, 1}));
+  EXPECT_TRUE(m.failed_table_legs().empty());
+  EXPECT_TRUE(rig.checker.CheckAckedWrites().empty());
+}
+
+TEST(MirrorModelLegFailure, AbortedReloadDropsTheLoadedTableAndResumesTheOld) {
+  Rig rig(1, 8, 4, 3);
+  MirrorModel& m = rig.StartNode(0);
+  std::optional<bool> loaded;
+  ASSERT_TRUE(m.PrepareReload({0, 1}, [&](bool ok) { loaded = ok; }).ok());
+  rig.loop.RunFor(5 * kSecond);
+  ASSERT_EQ(loaded, std::optional<bool>(true));
+  const size_t from = rig.log.received.size();
+  bool resumed = false;
+  ASSERT_TRUE(m.AbortReload([&] { resumed = true; }).ok());
+  rig.loop.RunFor(5 * kSecond);
+  EXPECT_TRUE(resumed);
+  EXPECT_EQ(m.state(), MirrorState::kRunning);
+  EXPECT_EQ(m.luid(), 1u);
+  EXPECT_EQ(m.table_legs(), (std::vector<int>{0, 1, 2}));
+  std::vector<std::pair<uint32_t, uint64_t>> lifecycle;
+  for (const FakeLogEntry& e : Since(rig.log, from)) {
+    if (e.type <= Type(RequestType::kGetRegionSize)) lifecycle.emplace_back(e.type, e.luid);
+  }
+  const std::vector<std::pair<uint32_t, uint64_t>> expected = {{Type(RequestType::kDtr), 2},
+                                                               {Type(RequestType::kResume), 1}};
+  EXPECT_EQ(lifecycle, expected);
+  bool acked = false;
+  m.Write(9, 43, [&](Status s) { acked = s.ok(); });
+  rig.loop.RunFor(kSecond);
+  EXPECT_TRUE(acked);
+}
+
 TEST(MirrorModelCrash, WritesInFlightLandOrNotAndNothingMoreIsSent) {
   LegTiming timing;
   timing.min_latency_us = 1000;
