@@ -106,7 +106,7 @@ void ClusterLog::Rearm(std::function<void()> then) {
     return;
   }
   rearm_waiters_.push_back(std::move(then));
-  if (!rearm_in_flight_) StartRearm();
+  if (!rearm_in_flight_ && KernelOpAllowed(true)) StartRearm();
 }
 
 void ClusterLog::StartRearm() {
@@ -118,7 +118,7 @@ void ClusterLog::StartRearm() {
     if (alive.expired() || !*alive.lock()) return;
     rearm_in_flight_ = false;
     for (auto& fn : *waiters) fn();
-    if (!rearm_waiters_.empty()) StartRearm();
+    RunKernelOps();
     Pump();
   });
 }
@@ -282,8 +282,16 @@ bool ClusterLog::TryAnswer(Pending& p) {
                (hide_all_out_of_sync_ || hidden_out_of_sync_.contains(first))) {
           first = state_.log.NextOutOfSync(first + 1);
         }
-        reply.payload =
-            RemoteRecoveringPayload(!in_sync, first == kNoRegion ? state_.log.nr_regions() : first);
+        // Except while a leg has failed and is not removed yet (a removal is open, or
+        // this node saw the failure): no copy can succeed then (every table still has
+        // the failed leg, and a copy to or from it fails), and a write held back here
+        // would keep its node's suspend, and so the removal, from ever finishing.
+        // Let through, the write goes to the failure list (held, then requeued by the
+        // suspend) or, unmarked, to the default leg of a region that stays out of sync
+        // and is copied again on the new table.
+        const bool unrecoverable = leg_tx_.has_value() || legs_unrecoverable_;
+        reply.payload = RemoteRecoveringPayload(
+            !in_sync && !unrecoverable, first == kNoRegion ? state_.log.nr_regions() : first);
       }
       Answer(reply);
       return true;
@@ -308,6 +316,9 @@ bool ClusterLog::TryAnswer(Pending& p) {
         dones_delivered_.erase(a->region);
         Send(DoneMsg{a->region, a->in_sync});
         p.phase = 1;
+        // dm-raid1 sets a region out of sync when a write or a resync copy failed on a
+        // leg: the leg may be gone.
+        if (!a->in_sync) CheckLegs();
       }
       if (!dones_delivered_.contains(p.region)) return false;
       dones_delivered_.erase(p.region);
@@ -471,6 +482,7 @@ void ClusterLog::PublishOwnMarks() {
       if (slot != kNoSlot) {
         if (Status s = log_dev_->WriteSlot(slot, rec); !s.ok()) {
           FailDevice(s);
+          PublishOwnMarks();  // replicated from now on: its clears and IDLEs go out so
           return;
         }
         slot_dirty_ = false;

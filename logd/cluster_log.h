@@ -66,6 +66,8 @@ class ClusterLog : public ClusterHandler {
   const ClusterLogStats& stats() const { return stats_; }
   size_t pending_requests() const { return pending_.size(); }
   bool device_failed() const { return device_failed_; }
+  // A leg removal is open (proposed, not yet decided).
+  bool leg_removal_open() const { return leg_tx_.has_value(); }
   // The in-sync map and marks as this node would answer IN_SYNC / IS_CLEAN.
   bool AnswersInSync(RegionNo r) const { return state_.log.InSync(r); }
   bool AnswersClean(RegionNo r) const;
@@ -223,6 +225,45 @@ class ClusterLog : public ClusterHandler {
   void Rearm(std::function<void()> then);
   void StartRearm();
   std::vector<std::function<void()>> rearm_waiters_;
+
+  // Leg removal (cluster_leg_removal.cc, CLUSTER.md "Leg removal").
+  struct LegTx {  // agreed: the same on every ready member
+    uint64_t tx = 0;
+    NodeId proposer = 0;
+    uint32_t leg = 0;
+    uint32_t legs = 0;
+    std::set<NodeId> awaiting;  // members whose yes has not been delivered
+  };
+  // A failed write or copy (SET_REGION_SYNC 0): look at the legs, propose a removal.
+  void CheckLegs();
+  void OnLegHealth(const Result<LegHealth>& health);
+  void OnLegRemoval(NodeId from, const LegRemovalMsg& m);
+  void OnLegVote(NodeId from, const LegVoteMsg& m);
+  void DecideLegTx(bool commit, const std::string& why);
+  // This node's side of a transaction, or a catch-up removal done alone.
+  void PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs);
+  void FinishLocal(bool commit);
+  // A table with more legs than the cluster's record (a reload this node missed).
+  void CatchUpLegs(const LegHealth& health);
+  // Kernel operations (rearm, leg hooks) run one at a time; a loaded table also keeps
+  // rearms out until it is committed or dropped (a resume would make it live).
+  bool KernelOpAllowed(bool rearm) const;
+  bool LocalLegBusy() const;
+  void RunKernelOps();
+  std::deque<std::function<void(std::function<void()> done)>> leg_ops_;
+  bool leg_op_in_flight_ = false;
+  std::optional<LegTx> leg_tx_;
+  uint64_t preparing_tx_ = 0;  // the prepare hook runs for this transaction
+  uint64_t prepared_tx_ = 0;   // the mirror is suspended with its table loaded for this one
+  std::map<uint64_t, bool> early_decisions_;  // decided while its prepare ran
+  bool leg_check_in_flight_ = false;
+  bool leg_check_again_ = false;
+  bool leg_retry_scheduled_ = false;
+  bool leg_proposed_ = false;  // our LEG_REMOVAL is not delivered yet
+  // This node's table (the cluster's current one) has a failed leg: see IS_REMOTE_RECOVERING.
+  bool legs_unrecoverable_ = false;
+  uint32_t next_leg_tx_ = 1;
+  uint32_t two_leg_warned_ = 0;  // leg count last warned about (cannot go below 2 legs)
 
   std::deque<Pending> pending_;
   std::deque<std::vector<uint8_t>> outbox_;

@@ -13,6 +13,8 @@
 //                 now_out_of_sync list, state byte count u32, state bytes
 //  13 NEED_CHECKPOINT view_id u64
 //  14 DEVICE_FAILED (no payload)
+//  15 LEG_REMOVAL tx u64, leg u32, legs u32          [protocol 3]
+//  16 LEG_VOTE    tx u64, ok u8                      [protocol 3]
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -38,6 +40,8 @@ enum : uint16_t {
   kDelta = 12,
   kNeedCheckpoint = 13,
   kDeviceFailed = 14,
+  kLegRemoval = 15,
+  kLegVote = 16,
 };
 
 struct TypeOf {
@@ -55,6 +59,8 @@ struct TypeOf {
   uint16_t operator()(const DeltaMsg&) const { return kDelta; }
   uint16_t operator()(const NeedCheckpointMsg&) const { return kNeedCheckpoint; }
   uint16_t operator()(const DeviceFailedMsg&) const { return kDeviceFailed; }
+  uint16_t operator()(const LegRemovalMsg&) const { return kLegRemoval; }
+  uint16_t operator()(const LegVoteMsg&) const { return kLegVote; }
 };
 
 struct PayloadWriter {
@@ -118,6 +124,15 @@ struct PayloadWriter {
   }
   void operator()(const NeedCheckpointMsg& m) const { w.U64(m.view_id); }
   void operator()(const DeviceFailedMsg&) const {}
+  void operator()(const LegRemovalMsg& m) const {
+    w.U64(m.tx);
+    w.U32(m.leg);
+    w.U32(m.legs);
+  }
+  void operator()(const LegVoteMsg& m) const {
+    w.U64(m.tx);
+    w.U8(m.ok ? 1 : 0);
+  }
 };
 
 Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
@@ -217,6 +232,23 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       return ClusterBody(NeedCheckpointMsg{r.U64()});
     case kDeviceFailed:
       return ClusterBody(DeviceFailedMsg{});
+    case kLegRemoval: {
+      LegRemovalMsg m;
+      m.tx = r.U64();
+      m.leg = r.U32();
+      m.legs = r.U32();
+      if (r.ok() && m.leg >= m.legs) {
+        return Corrupt("LEG_REMOVAL of leg " + std::to_string(m.leg) + " of " +
+                       std::to_string(m.legs));
+      }
+      return ClusterBody(m);
+    }
+    case kLegVote: {
+      LegVoteMsg m;
+      m.tx = r.U64();
+      m.ok = r.Bool();
+      return ClusterBody(m);
+    }
     default:
       return Corrupt("unknown cluster message type " + std::to_string(type));
   }
@@ -226,9 +258,10 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
 
 const char* ClusterMsgName(const ClusterBody& body) {
   static const char* const kNames[] = {
-      "?",          "ANNOUNCE", "CHECKPOINT", "MARKS",           "OUT_OF_SYNC",
-      "REPORT",     "BUSY",     "IDLE",       "CLAIM",           "DONE",
-      "SLOT_FREED", "ABSENT",   "DELTA",      "NEED_CHECKPOINT", "DEVICE_FAILED"};
+      "?",           "ANNOUNCE", "CHECKPOINT", "MARKS",           "OUT_OF_SYNC",
+      "REPORT",      "BUSY",     "IDLE",       "CLAIM",           "DONE",
+      "SLOT_FREED",  "ABSENT",   "DELTA",      "NEED_CHECKPOINT", "DEVICE_FAILED",
+      "LEG_REMOVAL", "LEG_VOTE"};
   return kNames[std::visit(TypeOf{}, body)];
 }
 

@@ -24,7 +24,7 @@ using region::NodeId;
 using region::RegionNo;
 
 inline constexpr uint32_t kClusterMsgMagic = 0x4D474C43;  // "CLGM"
-inline constexpr uint16_t kClusterProtocolVersion = 2;    // 2: rejoin deltas
+inline constexpr uint16_t kClusterProtocolVersion = 3;    // 2: rejoin deltas; 3: leg removal
 inline constexpr size_t kClusterHeaderSize = 24;
 
 // After every membership change each member says whether it holds the log state, and the
@@ -118,10 +118,25 @@ struct AbsentMsg {
   NodeId node = 0;
   std::vector<RegionNo> regions;
 };
+// A leg of the mirror failed on the sender's node: remove leg `leg` (its index in the
+// table) from every node's table of `legs` legs, as one transaction (CLUSTER.md "Leg
+// removal"). `tx` is the sender's id for it (node << 32 | counter).
+struct LegRemovalMsg {
+  uint64_t tx = 0;
+  uint32_t leg = 0;
+  uint32_t legs = 0;
+};
+// A member's answer to LEG_REMOVAL `tx`: its mirror is suspended with the table without
+// the leg loaded (ok), or it cannot be (the transaction aborts).
+struct LegVoteMsg {
+  uint64_t tx = 0;
+  bool ok = false;
+};
 
-using ClusterBody = std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg,
-                                 BusyMsg, IdleMsg, ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg,
-                                 DeltaMsg, NeedCheckpointMsg, DeviceFailedMsg>;
+using ClusterBody =
+    std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg, BusyMsg, IdleMsg,
+                 ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg, DeltaMsg, NeedCheckpointMsg,
+                 DeviceFailedMsg, LegRemovalMsg, LegVoteMsg>;
 
 struct ClusterMsg {
   NodeId sender = 0;

@@ -6,7 +6,8 @@
 //   owners (u32 count, {region u64, node u32}), dirty sets (u32 count, {node u32, list}),
 //   slot owners, awaiting_merge, awaiting_free (each u32 count, {slot u32, node u32}),
 //   absent (u32 list), awaiting_absent (u32 list), busy (u32 count, {node u32, list}),
-//   awaiting_reports (u32 count, {failed u32, u32 list})
+//   awaiting_reports (u32 count, {failed u32, u32 list}),
+//   first_legs u32, removed legs (u32 count, u32 each)   [protocol 3]
 #include "logd/cluster_state.h"
 
 #include <algorithm>
@@ -110,6 +111,9 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
     w.U32(failed);
     PutNodes(w, nodes);
   }
+  w.U32(first_legs);
+  w.U32(static_cast<uint32_t>(removed_legs.size()));
+  for (uint32_t leg : removed_legs) w.U32(leg);
   return w.Take();
 }
 
@@ -179,6 +183,12 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
   for (uint32_t i = 0; i < nreports && r.ok(); ++i) {
     const NodeId failed = r.U32();
     for (NodeId node : GetNodes(r)) s.awaiting_reports[failed].insert(node);
+  }
+  s.first_legs = r.U32();
+  const uint32_t nremoved = r.U32();
+  for (uint32_t i = 0; i < nremoved && r.ok(); ++i) s.removed_legs.push_back(r.U32());
+  if (r.ok() && (nremoved > s.first_legs || (s.first_legs != 0 && s.first_legs - nremoved < 2))) {
+    r.Fail(std::to_string(nremoved) + " legs removed of " + std::to_string(s.first_legs));
   }
   if (!r.ok() || !r.AtEnd()) return Corrupt("checkpoint: " + r.Problem());
   return s;

@@ -52,6 +52,15 @@ struct ClusterState {
   // After a failed node's regions went out of sync: members that have not yet re-armed
   // their kernel and reported. Recovery waits for these.
   std::map<NodeId, std::set<NodeId>> awaiting_reports;
+  // Leg removals the cluster committed (CLUSTER.md "Leg removal"): the mirror's leg count
+  // before the first one (0: none yet) and each removed leg's index in the table it was
+  // removed from, in order. A node whose table has more legs catches up.
+  uint32_t first_legs = 0;
+  std::vector<uint32_t> removed_legs;
+  // The leg count every node's table has now (0: as loaded, never reconfigured).
+  uint32_t CurrentLegs() const {
+    return first_legs == 0 ? 0 : first_legs - static_cast<uint32_t>(removed_legs.size());
+  }
 
   uint32_t SlotOf(NodeId node) const;
   // The lowest slot nobody owns, or kNoSlot.

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "logd/ctr_args.h"
 #include "logd/logging.h"
@@ -32,6 +33,29 @@ enum class BreakVariant {
   kStaleCheckpoint,       // a joiner accepts a checkpoint from an earlier view
 };
 
+// The local mirror's legs as `dmsetup status` shows them: how many the table of the device
+// that uses a log has, and which of them (indexes in the table) this kernel saw fail.
+struct LegHealth {
+  uint32_t legs = 0;
+  std::vector<uint32_t> failed;
+};
+
+// What a log daemon does to the local mirror of a log for a leg removal. Each runs off the
+// daemon's loop (the calls block in the kernel, which asks this daemon meanwhile) and calls
+// back on it; one at a time per log.
+struct LegHooks {
+  std::function<void(const std::string& uuid, std::function<void(Result<LegHealth>)> done)> inspect;
+  // Phase 1: suspend the mirror (noflush: held writes stay held) and load its table without
+  // leg `leg` as the inactive table, after checking the live table has `legs` legs. On an
+  // error the mirror is left as it was (resumed, nothing loaded).
+  std::function<void(const std::string& uuid, uint32_t leg, uint32_t legs,
+                     std::function<void(Status)> done)>
+      prepare;
+  // Phase 2: resume the loaded table (commit), or drop it and resume the old one (abort).
+  std::function<void(const std::string& uuid, bool commit, std::function<void()> done)> finish;
+  bool enabled() const { return inspect && prepare && finish; }
+};
+
 struct EngineOptions {
   region::NodeId node_id = 1;
   // Overwrite a log device that would otherwise be refused (full resync).
@@ -46,6 +70,9 @@ struct EngineOptions {
   // Suspends (noflush) and resumes the local mirror of log `uuid`, then calls `done`: a
   // barrier for writes in flight, and it resets the kernel's in-sync hint (CLUSTER.md).
   std::function<void(const std::string& uuid, std::function<void()> done)> rearm_kernel;
+  // Leg removal (DESIGN.md §4.6, CLUSTER.md "Leg removal"); see LegHooks. Empty hooks: a
+  // failed leg's writes stay held (handle_errors) until an operator reloads the table.
+  LegHooks legs;
   BreakVariant break_variant = BreakVariant::kNone;
   // Cluster size for quorum: a clustered log is served only while the group holds a
   // majority of this many nodes, so a node cut off (or booting before its ring merged)

@@ -30,7 +30,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"clustered-disk", "clustered-core", "mixed"}));
   app.add_option("--regions", base.regions, "regions per mirror")->check(CLI::Range(1, 1 << 20));
   app.add_option("--workload-s", workload_s, "seconds of writes and faults per run");
+  app.add_option("--legs", base.legs, "legs per mirror (2-9); with 3 or more, legs fail too")
+      ->check(CLI::Range(2, 9));
   app.add_flag("--no-faults", no_faults, "inject no faults");
+  bool no_leg_failures = false;
+  app.add_flag("--no-leg-failures", no_leg_failures, "random faults without failed legs");
   bool no_corosync_restarts = false;
   bool no_log_faults = false;
   app.add_flag("--no-corosync-restarts", no_corosync_restarts,
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
   base.faults = !no_faults;
   base.corosync_restarts = !no_corosync_restarts;
   base.log_device_faults = !no_log_faults;
+  base.leg_failures = !no_leg_failures;
   base.workload_us = static_cast<uint64_t>(workload_s * 1e6);
   if (seed) {
     first = *seed;
@@ -68,6 +73,8 @@ int main(int argc, char** argv) {
     if (no_faults) cmd += " --no-faults";
     if (no_corosync_restarts) cmd += " --no-corosync-restarts";
     if (no_log_faults) cmd += " --no-log-faults";
+    if (base.legs != 2) cmd += " --legs " + std::to_string(base.legs);
+    if (no_leg_failures) cmd += " --no-leg-failures";
     if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
     return cmd + " --trace";

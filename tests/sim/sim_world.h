@@ -3,7 +3,7 @@
 // logd::ClusterLog) over the CPG model, and a dm-raid1 kernel model per mirror writing to
 // shared legs. A seeded schedule drives writes, reads and faults (node crash, daemon crash
 // and restart, corosync restart under the daemon, slow legs, failed and torn log device
-// writes); the invariants of DESIGN.md §5 are
+// writes, failed legs); the invariants of DESIGN.md §5 are
 // checked as the run goes and at quiescence. The same seed gives the same run.
 #pragma once
 
@@ -33,6 +33,11 @@ struct SimConfig {
   // Also fail clustered-disk log devices (one node's path, or the device, for a while) or
   // tear a node's log write by crashing it (about half the seeds, a stream of its own).
   bool log_device_faults = true;
+  // Legs per mirror (2-9). With 3 or more, a leg also fails in about half the seeds (a
+  // stream of its own), at most as many as leave 2 legs, and the cluster removes it
+  // (DESIGN.md §4.6, H6).
+  int legs = 2;
+  bool leg_failures = true;
   // A scripted fault schedule that drives into one hazard of DESIGN.md §5 on purpose
   // (ScenarioNames()); empty: random faults.
   std::string scenario;

@@ -150,6 +150,14 @@ bool World::Settled(std::string* why) {
         *why = "node " + std::to_string(node->id) + ": kernel not idle";
         return false;
       }
+      // A leg this kernel saw fail is removed from its table, unless that would leave
+      // fewer than two (dm-raid1's minimum).
+      if (!k->failed_table_legs().empty() && k->table_legs().size() > 2) {
+        *why = "node " + std::to_string(node->id) + ": its table still has failed leg " +
+               std::to_string(k->failed_table_legs().front()) +
+               " (held writes: " + std::to_string(k->held_writes()) + ")";
+        return false;
+      }
     }
   }
   return true;

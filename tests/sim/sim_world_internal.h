@@ -48,6 +48,10 @@ struct SimMirror {
   SimTime device_down_until = 0;  // the whole log device fails I/O until then
   std::map<NodeId, Suspect> suspects;
   std::set<uint64_t> touched;  // regions whose leg data changed since the last check
+  // The table a node loads when it boots (what LVM's metadata would say): the cluster's
+  // last committed leg removal updates it.
+  std::vector<int> table_legs;
+  int legs_failed = 0;
 };
 
 struct SimNode {
@@ -70,6 +74,9 @@ struct SimNode {
   // to the log device is torn by the node crashing.
   std::vector<SimTime> log_path_down_until;
   std::vector<bool> tear_log_write;
+  // Per mirror: suspended (or suspending) when this daemon started: maybe a reload its
+  // predecessor left half done, resolved before this daemon's own leg hooks run.
+  std::vector<bool> leftover_reload;
 };
 
 class World {
@@ -85,7 +92,9 @@ class World {
                         (c_.log_type == "mixed" && (c_.seed + uint64_t(m)) % 2 == 1);
       mirror->type = core ? "clustered-core" : "clustered-disk";
       mirror->device_name = "/dev/simlog" + std::to_string(m);
-      mirror->legs = std::make_unique<SimLegs>(loop_, rng_, 2, c_.regions, c_.blocks_per_region);
+      mirror->legs =
+          std::make_unique<SimLegs>(loop_, rng_, c_.legs, c_.regions, c_.blocks_per_region);
+      for (int leg = 0; leg < c_.legs; ++leg) mirror->table_legs.push_back(leg);
       mirror->checker = std::make_unique<DataChecker>(*mirror->legs);
       mirror->legs->AddLandingObserver([m = mirror.get()](int, int, uint64_t block, uint64_t) {
         m->touched.insert(block / m->legs->blocks_per_region());
@@ -104,6 +113,7 @@ class World {
       node->timeouts_seen.resize(mirrors_.size());
       node->log_path_down_until.resize(mirrors_.size());
       node->tear_log_write.resize(mirrors_.size());
+      node->leftover_reload.resize(mirrors_.size());
       nodes_.push_back(std::move(node));
     }
   }
@@ -219,6 +229,16 @@ class World {
     o.rearm_kernel = [this, &node](const std::string& uuid, std::function<void()> done) {
       Rearm(node, uuid, std::move(done));
     };
+    o.legs = LegHooksFor(node, inc);
+    // clogd at start: a mirror its predecessor left suspended with a table loaded for a leg
+    // removal gets its old table back (the cluster's record tells the daemon later whether
+    // to remove the leg after all: ClusterLog::CatchUpLegs).
+    for (size_t m = 0; m < node.kernels.size(); ++m) {
+      const MirrorModel* k = node.kernels[m].get();
+      node.leftover_reload[m] = k != nullptr && (k->state() == MirrorState::kSuspending ||
+                                                 k->state() == MirrorState::kSuspended);
+      DropLeftoverReload(node, m, inc);
+    }
     if (c_.trace || c_.hash_trace) {
       o.log = [this, id = node.id](logd::Severity s, const std::string& msg) {
         Trace(Stamp() + " n" + std::to_string(id) + " clogd " + logd::SeverityName(s) + ": " + msg);
@@ -290,9 +310,9 @@ class World {
     MirrorConfig mc;
     mc.node = static_cast<int>(node.id);
     mc.uuid = mirror.uuid;
-    mc.luid = 1000 * node.boot + m + 1;
+    mc.luid = 1000 * (10 * node.boot + m) + 1;  // unique: a reload takes the next ones
     mc.ctr = mirror.ctr;
-    mc.legs = {0, 1};
+    mc.legs = mirror.table_legs;
     mc.integrated_flush = rng_.OneIn(2);
     auto k = std::make_unique<MirrorModel>(
         loop_, rng_, *mirror.legs, mc,
@@ -425,11 +445,29 @@ class World {
         loop_.ScheduleAt(at, [this, kind] { InjectFault(kind); });
       }
     }
+    if (c_.leg_failures && c_.legs >= 3) {
+      SimRng extra(c_.seed ^ 0x1E6FA11ull);  // its own stream, as above
+      if (extra.OneIn(2)) {
+        const uint64_t failures = extra.Range(1, static_cast<uint64_t>(c_.legs - 2));
+        for (uint64_t i = 0; i < failures; ++i) {
+          const SimTime at = extra.Range(
+              1'000'000, c_.workload_us > 3'000'000 ? c_.workload_us - 2'000'000 : 1'000'001);
+          loop_.ScheduleAt(at, [this] { FailALeg(); });
+        }
+      }
+    }
   }
   static constexpr uint64_t kCorosyncRestart = 3;
   static constexpr uint64_t kLogPathDown = 4;    // one node's path to a log device
   static constexpr uint64_t kLogDeviceDown = 5;  // the whole log device, every node
   static constexpr uint64_t kTornLogWrite = 6;   // a node crashes in a log device write
+
+  // sim_world_legs.cc: leg failure and the daemon's leg hooks over the kernel model.
+  void FailALeg(std::optional<size_t> mirror = std::nullopt);
+  // Waits for a suspend under way, then resumes the old table of a mirror left suspended
+  // with a loaded one.
+  void DropLeftoverReload(SimNode& node, size_t m, uint64_t inc);
+  logd::LegHooks LegHooksFor(SimNode& node, uint64_t inc);
 
   // sim_world_scenarios.cc
   void ScheduleScenario();
@@ -437,6 +475,9 @@ class World {
   SimNode& NodeAt(size_t i) { return *nodes_[i % nodes_.size()]; }
   void CrashFor(SimNode& node, SimTime down_us);
   void KillDaemonFor(SimNode& node, SimTime down_us);
+  // Runs `then` once some ready member of mirror `m` has a leg removal open (polled every
+  // 200 µs of virtual time, for at most 10 s).
+  void WhenLegRemovalOpens(size_t m, std::function<void()> then, int polls_left = 50'000);
 
   void InjectFault(uint64_t kind) {
     auto up = FullyUp();
@@ -458,7 +499,7 @@ class World {
     }
     if (kind == 2) {  // a slow leg for a while
       SimMirror& mirror = *mirrors_[rng_.Below(mirrors_.size())];
-      const int leg = static_cast<int>(rng_.Below(2));
+      const int leg = static_cast<int>(rng_.Below(static_cast<uint64_t>(c_.legs)));
       mirror.legs->SetSlowFactor(leg, 20);
       loop_.Schedule(rng_.Range(500'000, 3'000'000),
                      [&mirror, leg] { mirror.legs->SetSlowFactor(leg, 1); });
@@ -553,6 +594,9 @@ class World {
   const SimConfig& c_;
   EventLoop loop_;
   SimRng rng_;
+  // The leg hooks' delays: a stream of their own, so that runs without leg failures draw
+  // from rng_ exactly as before the hooks existed.
+  SimRng leg_rng_{c_.seed ^ 0x1E6400C5ull};
   SimCpg cpg_;
   std::vector<std::unique_ptr<SimMirror>> mirrors_;
   std::vector<std::unique_ptr<SimNode>> nodes_;

@@ -10,14 +10,17 @@
 //   h5-fast-rejoin        a node dies and comes back as fast as it can, twice;
 //   h7-daemon-restarts    a daemon dies under its live kernel and restarts, twice, on
 //                         different nodes.
-// H6 (leg failure) comes with the leg-failure work.
+//   h6-leg-fails          a node dies, and a leg fails while the others resync its
+//                         regions; a second leg fails while the cluster removes the first
+//                         (and in half the seeds the log server's node dies meanwhile). Runs
+//                         with at least 4 legs.
 #include "tests/sim/sim_world_internal.h"
 
 namespace clogd::sim {
 
 std::vector<std::string> ScenarioNames() {
-  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",
-          "h4-server-dies",      "h5-fast-rejoin",       "h7-daemon-restarts"};
+  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",   "h4-server-dies",
+          "h5-fast-rejoin",      "h6-leg-fails",         "h7-daemon-restarts"};
 }
 
 SimNode* World::ServerNode() {
@@ -44,6 +47,20 @@ void World::KillDaemonFor(SimNode& node, SimTime down_us) {
   KillDaemon(node);
   loop_.Schedule(down_us, [this, &node] {
     if (node.up && !node.daemon_up) StartDaemon(node);
+  });
+}
+
+void World::WhenLegRemovalOpens(size_t m, std::function<void()> then, int polls_left) {
+  for (const logd::ClusterLog* cl : ReadyLogs(m)) {
+    if (cl->leg_removal_open()) {
+      Trace(Stamp() + " SCENARIO a leg removal is open");
+      then();
+      return;
+    }
+  }
+  if (polls_left == 0) return;
+  loop_.Schedule(200, [this, m, then = std::move(then), polls_left]() mutable {
+    WhenLegRemovalOpens(m, std::move(then), polls_left - 1);
   });
 }
 
@@ -76,6 +93,20 @@ void World::ScheduleScenario() {
     const size_t victim = rng_.Below(nodes_.size());
     loop_.ScheduleAt(t0, [this, victim] { CrashFor(NodeAt(victim), 100'000); });
     loop_.ScheduleAt(t0 + 4'000'000, [this, victim] { CrashFor(NodeAt(victim), 100'000); });
+  } else if (s == "h6-leg-fails") {
+    const size_t victim = rng_.Below(nodes_.size());
+    loop_.ScheduleAt(t0, [this, victim] { CrashFor(NodeAt(victim), 4'000'000); });
+    // The survivors resync the dead node's regions from about detection time on.
+    const SimTime fail_at = t0 + cpg_.timing().detection_us + rng_.Range(0, 300'000);
+    const bool kill_server = rng_.OneIn(2);
+    loop_.ScheduleAt(fail_at, [this, kill_server] {
+      FailALeg(0);
+      WhenLegRemovalOpens(0, [this, kill_server] {
+        FailALeg(0);  // a second failure during the reconfiguration
+        if (!kill_server) return;
+        if (SimNode* server = ServerNode()) CrashFor(*server, 3'000'000);
+      });
+    });
   } else if (s == "h7-daemon-restarts") {
     const size_t a = rng_.Below(nodes_.size());
     loop_.ScheduleAt(t0, [this, a] { KillDaemonFor(NodeAt(a), rng_.Range(100'000, 800'000)); });

@@ -387,6 +387,43 @@ TEST(ClusterMsgTest, DeltaAndNeedCheckpointRoundTripAndBadBaseIsRefused) {
       << bad.status().ToString();
 }
 
+TEST(ClusterMsgTest, LegRemovalAndVoteRoundTripAndABadLegIsRefused) {
+  auto removal = DecodeClusterMsg(EncodeClusterMsg(2, LegRemovalMsg{(2ull << 32) | 5, 1, 3}));
+  ASSERT_TRUE(removal.ok()) << removal.status().ToString();
+  EXPECT_STREQ(ClusterMsgName(removal->body), "LEG_REMOVAL");
+  const auto& r = std::get<LegRemovalMsg>(removal->body);
+  EXPECT_EQ(r.tx, (2ull << 32) | 5);
+  EXPECT_EQ(r.leg, 1u);
+  EXPECT_EQ(r.legs, 3u);
+  auto vote = DecodeClusterMsg(EncodeClusterMsg(3, LegVoteMsg{42, true}));
+  ASSERT_TRUE(vote.ok());
+  EXPECT_EQ(std::get<LegVoteMsg>(vote->body).tx, 42u);
+  EXPECT_TRUE(std::get<LegVoteMsg>(vote->body).ok);
+
+  auto bad = DecodeClusterMsg(EncodeClusterMsg(2, LegRemovalMsg{1, 3, 3}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("LEG_REMOVAL of leg 3 of 3"), std::string::npos)
+      << bad.status().ToString();
+}
+
+TEST(ClusterStateTest, CheckpointCarriesTheCommittedLegRemovals) {
+  ClusterState s;
+  s.log = region::LogState(16, 1024);
+  s.first_legs = 4;
+  s.removed_legs = {3, 0};
+  EXPECT_EQ(s.CurrentLegs(), 2u);
+  auto back = ClusterState::DecodeCheckpoint(s.EncodeCheckpoint(), 16, 1024);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->first_legs, 4u);
+  EXPECT_EQ(back->removed_legs, (std::vector<uint32_t>{3, 0}));
+
+  s.removed_legs = {3, 0, 1};  // would leave one leg: no removal commits that
+  auto bad = ClusterState::DecodeCheckpoint(s.EncodeCheckpoint(), 16, 1024);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("3 legs removed of 4"), std::string::npos)
+      << bad.status().ToString();
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, ClusterLogTest,
                          ::testing::Values("clustered-core", "clustered-disk"));
 

@@ -1,0 +1,267 @@
+// Leg removal: the cluster-wide reload of a mirror without a failed leg, as one transaction
+// (DESIGN.md §4.6; the protocol is in CLUSTER.md "Leg removal"). A node whose kernel set a
+// region out of sync looks at its legs; if one failed it proposes LEG_REMOVAL. Every ready
+// member suspends its mirror (noflush: the failed writes stay held) and loads the table
+// without the leg, then votes. The decision needs no coordinator: it is taken at an agreed
+// point of the stream, so every member takes the same one — commit at the delivery of the
+// last member's yes, abort at a no or at any membership change before that. On commit every
+// member resumes the new table (the held writes go to the remaining legs) and the state
+// records the removal; on abort it drops the loaded table and resumes the old one, and the
+// proposer tries again later.
+#include "logd/cluster_log.h"
+
+namespace clogd::logd {
+
+namespace {
+constexpr uint64_t kLegRetryUs = 2'000'000;    // after an abort or a refused proposal
+constexpr uint64_t kCatchUpTx = ~uint64_t{0};  // a removal done alone, to catch up
+}  // namespace
+
+bool ClusterLog::KernelOpAllowed(bool rearm) const {
+  if (leg_op_in_flight_) return false;
+  if (rearm) return prepared_tx_ == 0;  // its resume would make the loaded table live
+  return !rearm_in_flight_;
+}
+
+bool ClusterLog::LocalLegBusy() const {
+  return leg_op_in_flight_ || !leg_ops_.empty() || prepared_tx_ != 0;
+}
+
+void ClusterLog::RunKernelOps() {
+  if (rearm_in_flight_ || leg_op_in_flight_) return;
+  if (!leg_ops_.empty()) {
+    auto op = std::move(leg_ops_.front());
+    leg_ops_.pop_front();
+    leg_op_in_flight_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    op([this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      leg_op_in_flight_ = false;
+      RunKernelOps();
+      Pump();
+    });
+    return;
+  }
+  if (!rearm_waiters_.empty() && KernelOpAllowed(true)) StartRearm();
+}
+
+void ClusterLog::CheckLegs() {
+  if (!options_.legs.enabled()) return;
+  if (leg_check_in_flight_) {
+    leg_check_again_ = true;
+    return;
+  }
+  leg_check_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  options_.legs.inspect(uuid_, [this, alive](Result<LegHealth> health) {
+    if (alive.expired() || !*alive.lock()) return;
+    leg_check_in_flight_ = false;
+    OnLegHealth(health);
+    if (leg_check_again_) {
+      leg_check_again_ = false;
+      CheckLegs();
+    }
+  });
+}
+
+void ClusterLog::OnLegHealth(const Result<LegHealth>& health) {
+  if (!health.ok()) {
+    Log(Severity::kWarning, "cannot read the mirror's legs: " + health.status().ToString());
+    return;
+  }
+  if (!serving()) return;  // checked again when this node serves (BecomeReady)
+  if (state_.CurrentLegs() != 0 && health->legs > state_.CurrentLegs()) {
+    CatchUpLegs(*health);
+    return;
+  }
+  // Every node's table has the failed leg: no copy can succeed until it is removed.
+  legs_unrecoverable_ = !health->failed.empty();
+  if (health->failed.empty() || leg_tx_ || LocalLegBusy()) return;
+  // One proposal of ours at a time; after one was set aside, the retry timer asks again.
+  if (leg_proposed_ || leg_retry_scheduled_) return;
+  const uint32_t leg = health->failed.front();
+  if (health->legs <= 2) {
+    if (two_leg_warned_ != health->legs) {
+      two_leg_warned_ = health->legs;
+      Log(Severity::kError,
+          "leg " + std::to_string(leg) + " of the mirror failed, but a mirror keeps at least 2 " +
+              "legs (dm-raid1): its writes stay held until the mirror is converted (lvconvert " +
+              "--repair) or the leg is back");
+    }
+    return;
+  }
+  const uint64_t tx = (uint64_t{me_} << 32) | next_leg_tx_++;
+  Log(Severity::kWarning, "leg " + std::to_string(leg) + " of " + std::to_string(health->legs) +
+                              " failed here: proposing its removal on every node");
+  leg_proposed_ = true;
+  Send(LegRemovalMsg{tx, leg, health->legs});
+}
+
+void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
+  if (from == me_) leg_proposed_ = false;
+  const std::string what = "removal of leg " + std::to_string(m.leg) + " of " +
+                           std::to_string(m.legs) + " (from node " + std::to_string(from) + ")";
+  auto retry = [this] {
+    if (leg_retry_scheduled_ || !options_.schedule) return;
+    leg_retry_scheduled_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    options_.schedule(kLegRetryUs, [this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      leg_retry_scheduled_ = false;
+      CheckLegs();
+    });
+  };
+  if (leg_tx_ || !round_.decided) {
+    // One at a time; and not while members may still be joining (one that has not got
+    // the state yet would drop the proposal and never vote).
+    Log(Severity::kInfo,
+        what + " set aside: " + (leg_tx_ ? "another removal is under way" : "members are joining"));
+    if (from == me_) retry();
+    return;
+  }
+  if (m.legs <= 2 || (state_.CurrentLegs() != 0 && m.legs != state_.CurrentLegs())) {
+    // Proposed against a table that a removal committed since has changed.
+    if (from == me_) retry();
+    return;
+  }
+  if (!state_.absent.empty()) {
+    // A member's daemon is gone while its kernel runs: it cannot reload, and its kernel
+    // could go on reading the leg the others drop.
+    Log(Severity::kWarning, what + " waits: node " + std::to_string(*state_.absent.begin()) +
+                                "'s clogd is gone while its kernel runs");
+    if (from == me_) retry();
+    return;
+  }
+  leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {state_.members.begin(), state_.members.end()}};
+  Log(Severity::kWarning, what + ": suspending and loading the table without it on every node");
+  PrepareLocal(m.tx, m.leg, m.legs);
+}
+
+void ClusterLog::OnLegVote(NodeId from, const LegVoteMsg& m) {
+  if (!leg_tx_ || leg_tx_->tx != m.tx) return;
+  if (!m.ok) {
+    DecideLegTx(false, "node " + std::to_string(from) + " could not load the table without it");
+    return;
+  }
+  leg_tx_->awaiting.erase(from);
+  if (leg_tx_->awaiting.empty()) DecideLegTx(true, "");
+}
+
+void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
+  const LegTx tx = *leg_tx_;
+  leg_tx_.reset();
+  const std::string leg = "leg " + std::to_string(tx.leg) + " of " + std::to_string(tx.legs);
+  if (commit) {
+    legs_unrecoverable_ = false;  // the tables without the leg can copy again
+    if (state_.first_legs == 0) state_.first_legs = tx.legs;
+    state_.removed_legs.push_back(tx.leg);
+    Log(Severity::kWarning, leg + " removed on every node: the mirror has " +
+                                std::to_string(state_.CurrentLegs()) + " legs now");
+  } else {
+    Log(Severity::kWarning, "removal of " + leg + " aborted: " + why);
+  }
+  if (prepared_tx_ == tx.tx) {
+    FinishLocal(commit);
+  } else if (preparing_tx_ == tx.tx) {
+    early_decisions_[tx.tx] = commit;  // applied when the prepare is done
+  }
+  if (!commit && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
+    leg_retry_scheduled_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    options_.schedule(kLegRetryUs, [this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      leg_retry_scheduled_ = false;
+      CheckLegs();
+    });
+  }
+}
+
+void ClusterLog::PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs) {
+  std::weak_ptr<bool> alive = alive_;
+  leg_ops_.push_back([this, alive, tx, leg, legs](std::function<void()> done) {
+    const bool open = leg_tx_ && leg_tx_->tx == tx;
+    if (tx != kCatchUpTx && !open) {  // aborted before its turn came
+      done();
+      return;
+    }
+    preparing_tx_ = tx;
+    options_.legs.prepare(uuid_, leg, legs, [this, alive, tx, done](Status s) {
+      if (alive.expired() || !*alive.lock()) return;
+      preparing_tx_ = 0;
+      const bool still_open = leg_tx_ && leg_tx_->tx == tx;
+      if (!s.ok()) {
+        // The hook left the mirror as it was.
+        Log(Severity::kError, "cannot load the table without the leg here: " + s.ToString());
+        early_decisions_.erase(tx);
+        if (still_open && joined_) Send(LegVoteMsg{tx, false});
+        done();
+        return;
+      }
+      prepared_tx_ = tx;
+      done();
+      if (tx == kCatchUpTx) {
+        FinishLocal(true);
+      } else if (auto early = early_decisions_.find(tx); early != early_decisions_.end()) {
+        const bool commit = early->second;
+        early_decisions_.erase(early);
+        FinishLocal(commit);
+      } else if (still_open && joined_ && ready_) {
+        Send(LegVoteMsg{tx, true});
+      } else {
+        FinishLocal(false);
+      }
+    });
+  });
+  RunKernelOps();
+}
+
+void ClusterLog::FinishLocal(bool commit) {
+  std::weak_ptr<bool> alive = alive_;
+  leg_ops_.push_back([this, alive, commit](std::function<void()> done) {
+    if (commit) {
+      // Every mark this node holds now is the old table's: it is suspended (nothing in
+      // flight) and goes away, and the new table has marked nothing yet. Its marks of
+      // regions whose writes failed would never be cleared (dm-raid1 keeps such regions
+      // NOSYNC in the old region hash), so they go now; the held writes, re-issued on the
+      // new table, mark their regions again before they are written.
+      for (RegionNo r : own_dirty_) {
+        delta_marks_.erase(r);
+        delta_clears_.insert(r);
+      }
+      if (!own_dirty_.empty()) slot_dirty_ = true;
+      own_dirty_.clear();
+      adopted_marks_.clear();
+      PublishOwnMarks();
+    }
+    // A committed reload is a whole suspend/resume cycle with a fresh table (new region
+    // hash, in-sync hint 0): it does what every rearm asked for so far would, and a
+    // rearm right after it, on every node at once, would stop all recovery while writes
+    // wait for it.
+    options_.legs.finish(uuid_, commit, [this, alive, commit, done] {
+      if (alive.expired() || !*alive.lock()) return;
+      prepared_tx_ = 0;
+      if (commit) {
+        kernel_starved_ = false;  // the new table asks for resync work
+        std::vector<std::function<void()>> waiters;
+        waiters.swap(rearm_waiters_);
+        for (auto& fn : waiters) fn();
+      }
+      done();
+      CheckLegs();  // another leg, or the same one again after an abort
+    });
+  });
+  RunKernelOps();
+}
+
+void ClusterLog::CatchUpLegs(const LegHealth& health) {
+  if (LocalLegBusy()) return;
+  const uint32_t done_here = state_.first_legs - health.legs;  // removals this table has
+  if (health.legs > state_.first_legs || done_here >= state_.removed_legs.size()) return;
+  const uint32_t leg = state_.removed_legs[done_here];
+  Log(Severity::kWarning, "this node's mirror has " + std::to_string(health.legs) +
+                              " legs, the cluster's " + std::to_string(state_.CurrentLegs()) +
+                              ": removing leg " + std::to_string(leg) + " here too");
+  PrepareLocal(kCatchUpTx, leg, health.legs);  // FinishLocal checks again for the next one
+}
+
+}  // namespace clogd::logd
