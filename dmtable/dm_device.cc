@@ -173,6 +173,10 @@ class LibDeviceMapper : public DeviceMapper {
   Expected<Done> Resume(const std::string& name) override {
     return RunSimple(DM_DEVICE_RESUME, name, "resume", false);
   }
+
+  Expected<Done> Clear(const std::string& name) override {
+    return RunSimple(DM_DEVICE_CLEAR, name, "clear", false);
+  }
 };
 
 }  // namespace

@@ -55,6 +55,8 @@ class DeviceMapper {
   // Loads `table` as the inactive table (the next Resume makes it live).
   virtual Expected<Done> Load(const std::string& name, const std::vector<DmTarget>& table) = 0;
   virtual Expected<Done> Resume(const std::string& name) = 0;
+  // Drops the inactive table loaded by Load (DM_DEVICE_CLEAR); the live one stays.
+  virtual Expected<Done> Clear(const std::string& name) = 0;
 };
 
 // libdevmapper's ioctls. Errors name the device, the operation and libdevmapper's own

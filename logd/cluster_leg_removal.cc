@@ -45,6 +45,26 @@ void ClusterLog::RunKernelOps() {
   if (!rearm_waiters_.empty() && KernelOpAllowed(true)) StartRearm();
 }
 
+void ClusterLog::OutOfSyncByFailedWrite(RegionNo r, NodeId node) {
+  // Another member's kernel may take r for in sync (its region hash, or its in-sync hint
+  // above r) and so write it on its default leg only, unmarked, without asking
+  // IS_REMOTE_RECOVERING, while a third copies it — when the leg failed on one node's path
+  // only, or a node still runs a table with a leg the others removed. So, as at a merge:
+  // hidden from the kernel (answered in sync: its writes are marked, and marks of an
+  // out-of-sync region are published as busy) until a suspend quiesced it, and every
+  // member reports what it holds marked before anyone may copy it (clog-sim --scenario
+  // h6-leg-fails --seed 54). The reports are keyed by the state's sync version with the
+  // top bit set (kFailedWriteReports), which no member's node id uses.
+  const NodeId key = kFailedWriteReports | static_cast<NodeId>(state_.sync_version & 0x7FFFFFFF);
+  Log(Severity::kWarning, "region " + std::to_string(r) + " is out of sync: a write to it " +
+                              "failed on node " + std::to_string(node));
+  if (options_.rearm_kernel) hidden_out_of_sync_.insert(r);
+  state_.awaiting_reports[key] = {state_.members.begin(), state_.members.end()};
+  reported_.erase(key);
+  Report(key);
+  if (options_.rearm_kernel) Rearm([] {});
+}
+
 void ClusterLog::CheckLegs() {
   if (!options_.legs.enabled()) return;
   if (leg_check_in_flight_) {

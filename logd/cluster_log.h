@@ -203,6 +203,7 @@ class ClusterLog : public ClusterHandler {
   // every inherited mark the kernel did not mark again is released.
   std::set<RegionNo> adopted_marks_;
   void DropStaleAdoptedMarks();
+  void ReleaseInheritedCopies(const std::vector<RegionNo>& regions);
   // Publishes this node's pending mark changes now (slot write / MARKS, IDLE).
   void PublishOwnMarks();
   // A daemon that (re)joins does not know what its running kernel has seen: every
@@ -236,6 +237,10 @@ class ClusterLog : public ClusterHandler {
   };
   // A failed write or copy (SET_REGION_SYNC 0): look at the legs, propose a removal.
   void CheckLegs();
+  // Region `r`, in sync until now, went out of sync because a write to it failed on
+  // `node`: as at a merge, every member hides it from its kernel until a rearm and reports
+  // its marks, and its recovery waits for the reports.
+  void OutOfSyncByFailedWrite(RegionNo r, NodeId node);
   void OnLegHealth(const Result<LegHealth>& health);
   void OnLegRemoval(NodeId from, const LegRemovalMsg& m);
   void OnLegVote(NodeId from, const LegVoteMsg& m);

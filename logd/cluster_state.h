@@ -19,6 +19,9 @@ using region::NodeId;
 using region::RegionNo;
 
 inline constexpr uint32_t kNoSlot = 0xFFFFFFFF;
+// awaiting_reports keys with this bit set are not departed nodes but regions that went out
+// of sync by a failed write (ClusterLog::OutOfSyncByFailedWrite); node ids stay below it.
+inline constexpr NodeId kFailedWriteReports = 0x80000000;
 
 struct ClusterState {
   // In-sync map; for clustered-core also every member's dirty set (marks are replicated).

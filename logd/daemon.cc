@@ -103,6 +103,7 @@ void Daemon::CreateEngine(NodeId node, uint32_t expected_nodes) {
   options.rearm_kernel = [this](const std::string& uuid, std::function<void()> done) {
     port_->Rearm(uuid, std::move(done));
   };
+  options.legs = port_->Legs();
   engine_ = std::make_unique<LogEngine>(hooks_.opener, std::move(options), *port_,
                                         cluster_ ? &cluster_->transport() : nullptr);
 }

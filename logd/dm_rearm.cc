@@ -81,11 +81,14 @@ RearmOutcome RearmDevicesUsing(dmtable::DeviceMapper& dm, const std::string& uui
 }
 
 struct DmRearmer::Worker {
+  // Runs on the worker; what it returns (the delivery to the loop) runs on the worker too,
+  // under mu, unless the rearmer is gone by then.
+  using Task = std::function<std::function<void()>(dmtable::DeviceMapper&,
+                                                   std::vector<std::string>& left_suspended)>;
   std::unique_ptr<dmtable::DeviceMapper> dm;
   std::mutex mu;
   std::condition_variable cv;
-  // (uuid, deliver): deliver runs on the worker, under mu, unless the rearmer is gone.
-  std::deque<std::pair<std::string, std::function<void(RearmOutcome)>>> queue;
+  std::deque<Task> queue;
   bool stop = false;
   bool busy = false;
   std::vector<std::string> left_suspended;  // worker thread only
@@ -96,15 +99,15 @@ struct DmRearmer::Worker {
     for (;;) {
       cv.wait(lock, [&] { return stop || !queue.empty(); });
       if (stop) return;
-      auto [uuid, deliver] = std::move(queue.front());
+      Task task = std::move(queue.front());
       queue.pop_front();
       busy = true;
       lock.unlock();
-      RearmOutcome outcome = RearmDevicesUsing(*dm, uuid, left_suspended);
+      std::function<void()> deliver = task(*dm, left_suspended);
       lock.lock();
       busy = false;
       if (stop) return;
-      deliver(std::move(outcome));
+      if (deliver) deliver();
     }
   }
 };
@@ -151,11 +154,34 @@ void DmRearmer::Submit(std::shared_ptr<Job> job) {
       Finish(job, outcome);
     });
   };
+  Enqueue([uuid = job->uuid, deliver](dmtable::DeviceMapper& dm,
+                                      std::vector<std::string>& left_suspended) {
+    RearmOutcome outcome = RearmDevicesUsing(dm, uuid, left_suspended);
+    return std::function<void()>([deliver, outcome] { deliver(outcome); });
+  });
+}
+
+void DmRearmer::Enqueue(
+    std::function<std::function<void()>(dmtable::DeviceMapper&, std::vector<std::string>&)> task) {
   {
     std::lock_guard<std::mutex> lock(worker_->mu);
-    worker_->queue.emplace_back(job->uuid, std::move(deliver));
+    worker_->queue.push_back(std::move(task));
   }
   worker_->cv.notify_one();
+}
+
+void DmRearmer::Run(std::function<std::function<void()>(dmtable::DeviceMapper&)> work) {
+  std::weak_ptr<bool> alive = alive_;
+  Enqueue([alive, work = std::move(work), &loop = loop_](dmtable::DeviceMapper& dm,
+                                                         std::vector<std::string>&) {
+    std::function<void()> then = work(dm);
+    return std::function<void()>([alive, then, &loop] {
+      loop.Post([alive, then] {
+        if (alive.expired() || !*alive.lock()) return;
+        if (then) then();
+      });
+    });
+  });
 }
 
 void DmRearmer::Finish(std::shared_ptr<Job> job, const RearmOutcome& outcome) {

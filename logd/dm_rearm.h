@@ -46,6 +46,10 @@ class DmRearmer {
   // Queues a rearm of log `uuid`; `done` runs on the loop thread after it succeeded.
   void Rearm(const std::string& uuid, std::function<void()> done);
 
+  // Runs `work` on the worker, in queue order with the rearms; the function it returns
+  // runs on the loop thread (unless the rearmer is gone by then).
+  void Run(std::function<std::function<void()>(dmtable::DeviceMapper&)> work);
+
   // First retry delay after a failed attempt; doubles up to 32 times this.
   void set_retry_delay_us(uint64_t us) { retry_delay_us_ = us; }
 
@@ -57,6 +61,8 @@ class DmRearmer {
     uint64_t next_delay_us = 0;
   };
   void Submit(std::shared_ptr<Job> job);
+  void Enqueue(
+      std::function<std::function<void()>(dmtable::DeviceMapper&, std::vector<std::string>&)> task);
   void Finish(std::shared_ptr<Job> job, const RearmOutcome& outcome);
   void Log(Severity s, const std::string& message) const;
 

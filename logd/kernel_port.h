@@ -29,6 +29,10 @@ class KernelPort : public ReplySink {
   // meanwhile: the suspend itself sends PRESUSPEND/POSTSUSPEND/RESUME to this daemon.
   virtual void Rearm(const std::string& uuid, std::function<void()> done) = 0;
 
+  // What a leg removal does to the local mirror (EngineOptions::legs). Empty by default:
+  // a port without them leaves a failed leg's writes held.
+  virtual LegHooks Legs() { return {}; }
+
   // "netlink connector", "test socket /path": for log lines.
   virtual std::string Describe() const = 0;
 };

@@ -1,4 +1,4 @@
-// NetlinkPort: KernelLink's socket in the event loop, DmRearmer for rearms.
+// NetlinkPort: KernelLink's socket in the event loop, DmRearmer for rearms and leg removal.
 #include "logd/netlink_port.h"
 
 #include <sys/epoll.h>
@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <ctime>
 #include <vector>
+
+#include "logd/dm_legs.h"
 
 namespace clogd::logd {
 
@@ -27,6 +29,22 @@ Status NetlinkPort::Open(EventLoop& loop, FrameFn on_frame) {
   loop_ = &loop;
   on_frame_ = std::move(on_frame);
   rearmer_.emplace(loop, std::move(dm_), log_);
+  // A clogd killed in the middle of a leg removal may have left a mirror suspended with a
+  // table loaded: its old table comes back first (the cluster's record tells the log later
+  // whether to remove the leg after all).
+  rearmer_->Run([log = log_](dmtable::DeviceMapper& dm) {
+    std::vector<std::string> problems;
+    std::vector<std::string> resumed = DropLeftoverReloads(dm, problems);
+    return std::function<void()>([log, resumed, problems] {
+      if (!log) return;
+      for (const std::string& name : resumed) {
+        log(Severity::kWarning, name +
+                                    ": was suspended with a table loaded (a leg removal "
+                                    "cut short): dropped it and resumed the old table");
+      }
+      for (const std::string& p : problems) log(Severity::kError, "leftover reload: " + p);
+    });
+  });
   CLOG_RETURN_IF_ERROR(loop.Watch(link_.fd(), EPOLLIN, [this](uint32_t) { Receive(); }));
   ScheduleSweep();
   return Status::Ok();
@@ -156,6 +174,50 @@ void NetlinkPort::Rearm(const std::string& uuid, std::function<void()> done) {
     return;
   }
   rearmer_->Rearm(uuid, std::move(done));
+}
+
+LegHooks NetlinkPort::Legs() {
+  LegHooks hooks;
+  hooks.inspect = [this](const std::string& uuid, std::function<void(Result<LegHealth>)> done) {
+    if (!rearmer_) return done(Busy("the kernel port is not open"));
+    rearmer_->Run([uuid, done](dmtable::DeviceMapper& dm) {
+      auto legs = ReadLegs(dm, uuid);
+      return std::function<void()>([legs, done] {
+        if (!legs.ok()) return done(IoError(legs.error().message));
+        done(LegHealth{legs->legs, legs->failed});
+      });
+    });
+  };
+  hooks.prepare = [this](const std::string& uuid, uint32_t leg, uint32_t legs,
+                         std::function<void(Status)> done) {
+    if (!rearmer_) return done(Busy("the kernel port is not open"));
+    rearmer_->Run([uuid, leg, legs, done, log = log_](dmtable::DeviceMapper& dm) {
+      auto device = PrepareLegRemoval(dm, uuid, leg, legs);
+      return std::function<void()>([device, leg, done, log] {
+        if (!device.ok()) return done(IoError(device.error().message));
+        if (log) {
+          log(Severity::kInfo, *device + ": suspended (noflush) with its table without leg " +
+                                   std::to_string(leg) + " loaded");
+        }
+        done(Status::Ok());
+      });
+    });
+  };
+  hooks.finish = [this](const std::string& uuid, bool commit, std::function<void()> done) {
+    if (!rearmer_) return done();
+    rearmer_->Run([uuid, commit, done, log = log_](dmtable::DeviceMapper& dm) {
+      auto finished = FinishLegRemoval(dm, uuid, commit);
+      return std::function<void()>([finished, commit, uuid, done, log] {
+        if (log && !finished.ok()) {
+          log(Severity::kError, std::string(commit ? "resuming the table without the leg"
+                                                   : "dropping the loaded table") +
+                                    " of log " + uuid + " failed: " + finished.error().message);
+        }
+        done();
+      });
+    });
+  };
+  return hooks;
 }
 
 }  // namespace clogd::logd

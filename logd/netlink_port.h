@@ -37,6 +37,8 @@ class NetlinkPort : public KernelPort {
   Status Open(EventLoop& loop, FrameFn on_frame) override;
   void Reply(const UlogReply& reply) override;
   void Rearm(const std::string& uuid, std::function<void()> done) override;
+  // Through libdevmapper on the rearmer's worker (dm_legs.h).
+  LegHooks Legs() override;
   std::string Describe() const override { return "netlink connector"; }
 
  private:

@@ -163,6 +163,12 @@ class MirrorModel {
   // The request `seq` could not be sent (no daemon listening: cn_netlink_send's -ESRCH).
   // Unlike an answer, this leaves the caller's reply buffer as it was.
   void OnSendFailed(uint32_t seq, int32_t error);
+  // An empty connector message with ack = EAGAIN for `seq` (what a restarted clogd sends for
+  // the requests its killed predecessor took, logd/request_record.h): re-sent at once under
+  // a new seq, the reply buffer kept (fill_pkg's zero-length path).
+  void OnRetryMessage(uint32_t seq);
+  // The seq of the request waiting for an answer, if one was sent.
+  std::optional<uint32_t> outstanding_seq() const;
 
   // One-block bios. `done` runs when the bio completes (never for a crashed node); a bio
   // that cannot be taken (bad block, stopped, crashed) completes at once with an error.

@@ -150,6 +150,19 @@ void MirrorModel::OnReply(const logd::UlogReply& reply) {
   PumpConsults();
 }
 
+void MirrorModel::OnRetryMessage(uint32_t seq) {
+  if (crashed_ || !current_ || seq != current_seq_) return;
+  loop_.Cancel(timeout_event_);
+  ++stats_.eagain_resends;
+  Trace("retry message seq=" + std::to_string(seq));
+  SendCurrent();
+}
+
+std::optional<uint32_t> MirrorModel::outstanding_seq() const {
+  if (!current_ || current_seq_ == 0) return std::nullopt;
+  return current_seq_;
+}
+
 void MirrorModel::OnSendFailed(uint32_t seq, int32_t error) {
   if (crashed_ || !current_ || seq != current_seq_) return;
   loop_.Cancel(timeout_event_);

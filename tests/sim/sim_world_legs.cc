@@ -39,7 +39,7 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
   // A hook's answer comes back a little later, as from the daemon's device-mapper thread,
   // and only to the daemon that asked.
   auto later = [this, &node, inc](std::function<void()> fn) {
-    loop_.Schedule(leg_rng_.Range(50, 500), [&node, inc, fn = std::move(fn)] {
+    loop_.Schedule(aux_rng_.Range(50, 500), [&node, inc, fn = std::move(fn)] {
       if (node.up && node.daemon_up && node.incarnation == inc) fn();
     });
   };

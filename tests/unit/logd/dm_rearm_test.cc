@@ -114,6 +114,7 @@ class FakeDm : public dmtable::DeviceMapper {
   Expected<Done> Load(const std::string&, const std::vector<DmTarget>&) override {
     return TableError{"not faked"};
   }
+  Expected<Done> Clear(const std::string&) override { return TableError{"not faked"}; }
   Expected<Done> Resume(const std::string& name) override {
     Record("resume " + name);
     std::lock_guard<std::mutex> l(mu);
