@@ -165,6 +165,9 @@ bool ClusterLog::Claimable(RegionNo r) const {
 }
 
 RegionNo ClusterLog::PickRecoveryCandidate() const {
+  // No copy can succeed while a table still has a failed leg, and each one the kernel
+  // starts holds up its suspend, so the leg's removal (scripts/faults leg-fails).
+  if (leg_tx_ || legs_unrecoverable_) return kNoRegion;
   // Spread nodes over the map so they recover in parallel: start at a node-dependent
   // offset, then wrap.
   const uint64_t n = state_.log.nr_regions();

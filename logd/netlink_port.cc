@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <vector>
 
@@ -192,12 +193,19 @@ LegHooks NetlinkPort::Legs() {
                          std::function<void(Status)> done) {
     if (!rearmer_) return done(Busy("the kernel port is not open"));
     rearmer_->Run([uuid, leg, legs, done, log = log_](dmtable::DeviceMapper& dm) {
+      const auto start = std::chrono::steady_clock::now();
       auto device = PrepareLegRemoval(dm, uuid, leg, legs);
-      return std::function<void()>([device, leg, done, log] {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+      return std::function<void()>([device, leg, done, log, ms] {
         if (!device.ok()) return done(IoError(device.error().message));
         if (log) {
+          // The time tells a slow suspend (it waits for the kernel's copies in flight)
+          // from a slow vote.
           log(Severity::kInfo, *device + ": suspended (noflush) with its table without leg " +
-                                   std::to_string(leg) + " loaded");
+                                   std::to_string(leg) + " loaded in " + std::to_string(ms) +
+                                   " ms");
         }
         done(Status::Ok());
       });

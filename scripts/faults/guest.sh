@@ -3,10 +3,11 @@
 # `clogd --cluster`. busybox sh.
 #
 # Environment (from run.sh): SCENARIO kill-vm | kill-clogd | kill-corosync | two-in-a-row |
-# log-device-fails; LOG disk | core; VICTIM (the node the fault hits; two-in-a-row: SECOND's
-# clogd first, then VICTIM's corosync); FAULT_AT seconds into the fault phase; RATE fio's
+# log-device-fails | leg-fails; LOG disk | core; VICTIM (the node the fault hits;
+# two-in-a-row: SECOND's clogd first, then VICTIM's corosync); FAULT_AT seconds into the fault phase; RATE fio's
 # IOPS per VM (rate-limited, so a phase lasts the same time on a slow or a fast host).
-# Disks: vda = log device, vdb, vdc = legs.
+# Disks: vda = log device, vdb, vdc = legs (leg-fails: vdb, vdc, vdd, each under a linear
+# layer that every node swaps for `error` when the leg fails: the disk dies for all).
 #
 # Files for the host, in $VM_OUT: baseline.json, fault.json (fio, JSON), fault_lat.1.log
 # (every write's latency), fio-rc (fault phase), fio-started (guest uptime at its start),
@@ -36,9 +37,17 @@ if [ "$SCENARIO" = log-device-fails ]; then
   logdev=/dev/mapper/logpath
 fi
 len=$(blockdev --getsz /dev/vdb)
+legs="2 /dev/vdb 0 /dev/vdc 0"
+if [ "$SCENARIO" = leg-fails ]; then
+  for d in vdb vdc vdd; do
+    dmsetup create "path_$d" --table "0 $(blockdev --getsz /dev/$d) linear /dev/$d 0" ||
+      fail "dmsetup create path_$d"
+  done
+  legs="3 /dev/mapper/path_vdb 0 /dev/mapper/path_vdc 0 /dev/mapper/path_vdd 0"
+fi
 case $LOG in
-  disk) table="0 $len mirror cluster 5 disk faults_disk $logdev 1024 block_on_error 2 /dev/vdb 0 /dev/vdc 0 1 handle_errors" ;;
-  core) table="0 $len mirror cluster 3 core faults_core 1024 2 /dev/vdb 0 /dev/vdc 0 1 handle_errors" ;;
+  disk) table="0 $len mirror cluster 5 disk faults_disk $logdev 1024 block_on_error $legs 1 handle_errors" ;;
+  core) table="0 $len mirror cluster 3 core faults_core 1024 $legs 1 handle_errors" ;;
   *) fail "LOG must be disk or core, not '$LOG'" ;;
 esac
 dmsetup create fm --table "$table" || fail "dmsetup create refused: $table"
@@ -153,6 +162,21 @@ case $SCENARIO in
       touch "$VM_OUT/fault-$VM_ID.json"
     fi
     ;;
+  leg-fails)
+    # The third leg's disk dies: the victim first, then every other node's path to it
+    # (as soon as it sees the victim's flag, within about 0.1 s).
+    if [ "$VM_ID" = "$VICTIM" ]; then
+      usleep $((FAULT_AT * 1000000))
+      touch /host/leg-failed
+    else
+      WAIT_INTERVAL_US=100000
+      wait_for "the third leg to fail" 300 test -e /host/leg-failed || fail "the leg never failed"
+    fi
+    dmsetup suspend path_vdd && dmsetup load path_vdd --table "0 $(blockdev --getsz /dev/vdd) error" &&
+      dmsetup resume path_vdd || fail "could not fail the third leg"
+    say "fault at $(uptime_s): the third leg fails every I/O"
+    touch "$VM_OUT/fault-$VM_ID.json"
+    ;;
   *) fail "unknown SCENARIO '$SCENARIO'" ;;
 esac
 
@@ -172,6 +196,7 @@ say "in sync: $(mirror_sync fm)"
 grep " left: " "$VM_OUT/clogd.log" >"$VM_OUT/left" || true
 dmesg | grep -c "Request timed out" >"$VM_OUT/timeouts" || true
 clogctl status --json >"$VM_OUT/status.json" || true
+dmsetup table fm >"$VM_OUT/table" || true
 
 # The live nodes' barrier (a killed VM never reaches it). The mirror stays active: see
 # tests/vm/README.md on removing it everywhere.

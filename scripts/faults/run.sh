@@ -9,8 +9,10 @@
 #                         [--stall-not-judged]
 # --stall-not-judged: the stall is printed but does not decide the row (CTest: a timing
 # target is a measurement there, never an assertion; run-all.sh judges it).
-# SCENARIO: kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails
-# (guest.sh says what each does). Exit 0 when the row passes, 1 when it fails, 2 on bad use.
+# SCENARIO: kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails |
+# leg-fails (guest.sh says what each does; leg-fails: a 3-leg mirror whose third leg dies
+# on every node, and must be removed from every node's table). Exit 0 when the row passes,
+# 1 when it fails, 2 on bad use.
 #
 # Checks: fio's verify passed on every live VM; the legs are byte-identical (host cmp);
 # the regions the survivors made out of sync equal the failed node's slot on the log device
@@ -35,8 +37,8 @@ while (($#)); do
   esac
 done
 case $scenario in
-  kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails) ;;
-  *) echo "faults: unknown scenario '$scenario' (kill-vm, kill-clogd, kill-corosync, two-in-a-row, log-device-fails)" >&2
+  kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails | leg-fails) ;;
+  *) echo "faults: unknown scenario '$scenario' (kill-vm, kill-clogd, kill-corosync, two-in-a-row, log-device-fails, leg-fails)" >&2
      exit 2 ;;
 esac
 [[ $log == disk || $log == core ]] || { echo "faults: --log must be disk or core, not '$log'" >&2; exit 2; }
@@ -56,16 +58,23 @@ out=$work/out
 name=$scenario/clustered-$log
 
 MiB=$((1024 * 1024))
-logdev=$work/log.img a=$work/a.img b=$work/b.img
+logdev=$work/log.img a=$work/a.img b=$work/b.img c=$work/c.img
 truncate -s $((4 * MiB)) "$logdev"
 truncate -s $((48 * MiB)) "$a"
 truncate -s $((48 * MiB)) "$b"
+disks=(--disk "$logdev" --disk "$a" --disk "$b")
+if [[ $scenario == leg-fails ]]; then
+  truncate -s $((48 * MiB)) "$c"
+  disks+=(--disk "$c")
+fi
 victim=3 second=2 token_ms=5000
 may_die=()
 [[ $scenario == kill-vm ]] && may_die=(--may-die "$victim")
-# The nodes the fault hits (their slot must be resynced), and the ones it does not.
+# The nodes the fault hits (their slot must be resynced), and the ones it does not (a
+# failed leg hits no node: every node's writes wait for its removal).
 hit=("$victim")
 [[ $scenario == two-in-a-row ]] && hit=("$second" "$victim")
+[[ $scenario == leg-fails ]] && hit=()
 untouched=()
 for i in 1 2 3; do [[ " ${hit[*]} " == *" $i "* ]] || untouched+=("$i"); done
 
@@ -73,7 +82,7 @@ echo "== $name: 3 VMs, fio with verify on each; fault on node(s) ${hit[*]}"
 "$repo/scripts/vm/run.sh" --build-dir "$build_dir" --vms 3 --fio "${may_die[@]}" --timeout 900 \
   --out "$out" --env SCENARIO="$scenario" --env LOG="$log" --env VICTIM=$victim \
   --env SECOND=$second --env COROSYNC_TOKEN_MS=$token_ms \
-  --file "$repo/tests/vm/guest/common.sh" --disk "$logdev" --disk "$a" --disk "$b" \
+  --file "$repo/tests/vm/guest/common.sh" "${disks[@]}" \
   "$repo/scripts/faults/guest.sh" >"$work/run.log" 2>&1 &
 run_pid=$!
 
@@ -191,6 +200,24 @@ for n in "${hit[@]}"; do
   fi
 done
 [[ $log == core ]] && expected_total="n/a"
+if [[ $scenario == leg-fails ]]; then
+  # Nobody left: nothing resynced for a node. Every node removed the leg in one transaction.
+  expected_total="n/a"
+  for i in "${live[@]}"; do
+    line=$(grep -h "removed on every node" "$out/vm$i/clogd.log" 2>/dev/null | head -n 1 || true)
+    if [[ -z $line ]]; then
+      problem "node $i's clogd did not log the leg's removal"
+      matched=no
+    else
+      echo "node $i: $line"
+    fi
+    echo "node $i: table now: $(cat "$out/vm$i/table" 2>/dev/null || echo none)"
+    if ! grep -q " 2 [^ ]* 0 [^ ]* 0 1 handle_errors" "$out/vm$i/table" 2>/dev/null; then
+      problem "node $i's table does not have the 2 remaining legs: $(cat "$out/vm$i/table" 2>/dev/null)"
+      matched=no
+    fi
+  done
+fi
 verified=yes
 for i in "${live[@]}"; do
   if [[ $(cat "$out/vm$i/fio-rc" 2>/dev/null) != 0 ]]; then
