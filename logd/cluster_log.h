@@ -247,7 +247,8 @@ class ClusterLog : public ClusterHandler {
   void DecideLegTx(bool commit, const std::string& why);
   // This node's side of a transaction, or a catch-up removal done alone.
   void PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs);
-  void FinishLocal(bool commit);
+  // next: before every queued kernel op (the mirror is suspended with a table loaded).
+  void FinishLocal(bool commit, bool next);
   // A table with more legs than the cluster's record (a reload this node missed).
   void CatchUpLegs(const LegHealth& health);
   // Kernel operations (rearm, leg hooks) run one at a time; a loaded table also keeps
