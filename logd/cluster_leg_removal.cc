@@ -13,8 +13,7 @@
 namespace clogd::logd {
 
 namespace {
-constexpr uint64_t kLegRetryUs = 2'000'000;    // after an abort or a refused proposal
-constexpr uint64_t kCatchUpTx = ~uint64_t{0};  // a removal done alone, to catch up
+constexpr uint64_t kLegRetryUs = 2'000'000;  // after an abort or a refused proposal
 }  // namespace
 
 bool ClusterLog::KernelOpAllowed(bool rearm) const {
@@ -139,6 +138,19 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
     if (from == me_) retry();
     return;
   }
+  if (IsCatchUp(m)) {
+    // Only the proposer's table has the leg: it alone reloads. No copy starts while the
+    // transaction is open, so the writes its old table holds back for copies running
+    // elsewhere are let through once those end, and its suspend drains (clog-sim --seed
+    // 868 --nodes 5 --legs 4: told "recovering" while others went on copying, they kept
+    // its suspend from ever finishing).
+    leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {from}, true};
+    Log(Severity::kWarning, what + ": node " + std::to_string(from) +
+                                " catches up with a removal the cluster made; no copy starts "
+                                "until it has");
+    if (from == me_) PrepareLocal(m.tx, m.leg, m.legs);
+    return;
+  }
   if (m.legs <= 2 || (state_.CurrentLegs() != 0 && m.legs != state_.CurrentLegs())) {
     // Proposed against a table that a removal committed since has changed.
     if (from == me_) retry();
@@ -171,7 +183,10 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   const LegTx tx = *leg_tx_;
   leg_tx_.reset();
   const std::string leg = "leg " + std::to_string(tx.leg) + " of " + std::to_string(tx.legs);
-  if (commit) {
+  if (commit && tx.catch_up) {
+    Log(Severity::kWarning,
+        "node " + std::to_string(tx.proposer) + " caught up: " + leg + " removed there too");
+  } else if (commit) {
     legs_unrecoverable_ = false;  // the tables without the leg can copy again
     if (state_.first_legs == 0) state_.first_legs = tx.legs;
     state_.removed_legs.push_back(tx.leg);
@@ -200,7 +215,7 @@ void ClusterLog::PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs) {
   std::weak_ptr<bool> alive = alive_;
   leg_ops_.push_back([this, alive, tx, leg, legs](std::function<void()> done) {
     const bool open = leg_tx_ && leg_tx_->tx == tx;
-    if (tx != kCatchUpTx && !open) {  // aborted before its turn came
+    if (!open) {  // aborted before its turn came
       done();
       return;
     }
@@ -221,9 +236,7 @@ void ClusterLog::PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs) {
       // A finish decided already goes first: the next queued op may be the prepare of
       // the next transaction, which needs this table resumed or dropped (clog-sim --seed
       // 126 --nodes 5 --legs 4: it found the mirror still suspended, voted no, forever).
-      if (tx == kCatchUpTx) {
-        FinishLocal(true, true);
-      } else if (auto early = early_decisions_.find(tx); early != early_decisions_.end()) {
+      if (auto early = early_decisions_.find(tx); early != early_decisions_.end()) {
         const bool commit = early->second;
         early_decisions_.erase(early);
         FinishLocal(commit, true);
@@ -289,7 +302,20 @@ void ClusterLog::CatchUpLegs(const LegHealth& health) {
   Log(Severity::kWarning, "this node's mirror has " + std::to_string(health.legs) +
                               " legs, the cluster's " + std::to_string(state_.CurrentLegs()) +
                               ": removing leg " + std::to_string(leg) + " here too");
-  PrepareLocal(kCatchUpTx, leg, health.legs);  // FinishLocal checks again for the next one
+  // As a transaction of the cluster's (OnLegRemoval); FinishLocal checks again for the
+  // next removal this table lacks.
+  if (leg_tx_ || leg_proposed_ || leg_retry_scheduled_) return;
+  leg_proposed_ = true;
+  Send(LegRemovalMsg{(uint64_t{me_} << 32) | next_leg_tx_++, leg, health.legs});
+}
+
+bool ClusterLog::IsCatchUp(const LegRemovalMsg& m) const {
+  // A table with more legs than the record, proposing the removal recorded next for it.
+  if (state_.first_legs == 0 || m.legs <= state_.CurrentLegs() || m.legs > state_.first_legs) {
+    return false;
+  }
+  const uint32_t done_there = state_.first_legs - m.legs;
+  return done_there < state_.removed_legs.size() && state_.removed_legs[done_there] == m.leg;
 }
 
 }  // namespace clogd::logd

@@ -291,10 +291,22 @@ bool ClusterLog::TryAnswer(Pending& p) {
         // would keep its node's suspend, and so the removal, from ever finishing.
         // Let through, the write goes to the failure list (held, then requeued by the
         // suspend) or, unmarked, to the default leg of a region that stays out of sync
-        // and is copied again on the new table.
-        const bool unrecoverable = leg_tx_.has_value() || legs_unrecoverable_;
+        // and is copied again on the new table. While this node catches up with a
+        // removal the others made, their copies do succeed: no new one starts, a write
+        // here waits only for one already running elsewhere, and this node's suspend
+        // drains the writes let through before any copy can start again. The other
+        // members, whose tables need no reload, answer as always: their unmarked writes
+        // would still be in flight when copies start again.
+        bool recovering = !in_sync;
+        if (leg_tx_ && leg_tx_->catch_up) {
+          if (leg_tx_->proposer == me_) {
+            recovering = !in_sync && state_.recovery.IsRecoveringByOther(*r, me_);
+          }
+        } else if (leg_tx_ || legs_unrecoverable_) {
+          recovering = false;
+        }
         reply.payload = RemoteRecoveringPayload(
-            !in_sync && !unrecoverable, first == kNoRegion ? state_.log.nr_regions() : first);
+            recovering, first == kNoRegion ? state_.log.nr_regions() : first);
       }
       Answer(reply);
       return true;

@@ -234,6 +234,9 @@ class ClusterLog : public ClusterHandler {
     uint32_t leg = 0;
     uint32_t legs = 0;
     std::set<NodeId> awaiting;  // members whose yes has not been delivered
+    // The proposer's table lags a removal the cluster recorded: only it reloads, and
+    // nobody starts a copy meanwhile, so its suspend can drain (see OnLegRemoval).
+    bool catch_up = false;
   };
   // A failed write or copy (SET_REGION_SYNC 0): look at the legs, propose a removal.
   void CheckLegs();
@@ -251,6 +254,7 @@ class ClusterLog : public ClusterHandler {
   void FinishLocal(bool commit, bool next);
   // A table with more legs than the cluster's record (a reload this node missed).
   void CatchUpLegs(const LegHealth& health);
+  bool IsCatchUp(const LegRemovalMsg& m) const;
   // Kernel operations (rearm, leg hooks) run one at a time; a loaded table also keeps
   // rearms out until it is committed or dropped (a resume would make it live).
   bool KernelOpAllowed(bool rearm) const;
