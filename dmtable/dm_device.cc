@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "dmtable/table_text.h"
+
 namespace clogd::dmtable {
 
 namespace {
@@ -183,24 +185,28 @@ class LibDeviceMapper : public DeviceMapper {
 
 std::unique_ptr<DeviceMapper> MakeLibDeviceMapper() { return std::make_unique<LibDeviceMapper>(); }
 
+std::optional<std::string_view> MirrorLogUuid(const DmTarget& target) {
+  if (target.type != "mirror") return std::nullopt;
+  const std::vector<std::string_view> words = text::Split(target.params);
+  if (words.size() >= 3 && words[0] == "userspace") return words[2];
+  if (words.size() >= 4 && words[0] == "cluster") return words[3];
+  return std::nullopt;
+}
+
 bool MirrorUsesLog(const DmTarget& target, std::string_view log_uuid) {
-  if (target.type != "mirror" || log_uuid.empty()) return false;
-  // Read only the words that name the log, exactly where the kernel prints them
-  // ("userspace <#args> <uuid> ...", "cluster <#args> <disk|core> <uuid> ..."), so a table
-  // the kernel accepted but our strict parser would refuse is still found.
-  std::vector<std::string_view> words;
-  std::string_view rest = target.params;
-  while (words.size() < 4) {
-    const size_t start = rest.find_first_not_of(" \t");
-    if (start == std::string_view::npos) break;
-    rest.remove_prefix(start);
-    const size_t end = std::min(rest.find_first_of(" \t"), rest.size());
-    words.push_back(rest.substr(0, end));
-    rest.remove_prefix(end);
+  return !log_uuid.empty() && MirrorLogUuid(target) == log_uuid;
+}
+
+Expected<std::string> MirrorHealth(std::string_view status_params) {
+  const std::vector<std::string_view> w = text::Split(status_params);
+  uint64_t legs = 0;
+  if (w.empty() || text::ParseUnsigned(w[0], 100, &legs) != text::Num::kOk || legs == 0 ||
+      w.size() < legs + 4 || w[legs + 2] != "1" ||
+      w[legs + 1].find('/') == std::string_view::npos || w[legs + 3].size() != legs) {
+    return TableError{"mirror status '" + std::string(status_params) +
+                      "' does not read as '<#legs> <dev>... <in>/<total> 1 <health letters>'"};
   }
-  if (words.size() >= 3 && words[0] == "userspace") return words[2] == log_uuid;
-  if (words.size() >= 4 && words[0] == "cluster") return words[3] == log_uuid;
-  return false;
+  return std::string(w[legs + 3]);
 }
 
 std::vector<std::string> DevicesUsingLog(const std::vector<NamedTable>& tables,

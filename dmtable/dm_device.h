@@ -63,9 +63,18 @@ class DeviceMapper {
 // message. Use it from one thread (libdevmapper keeps global state).
 std::unique_ptr<DeviceMapper> MakeLibDeviceMapper();
 
-// True if `target` is a mirror whose dirty log is a userspace or cluster log with uuid
-// `log_uuid` (the table text names it; core/disk logs have none).
+// The uuid of `target`'s dirty log if it is a mirror with a userspace or cluster log (the
+// table text names it; core/disk logs have none), read only where the kernel prints it
+// ("userspace <#args> <uuid> ...", "cluster <#args> <disk|core> <uuid> ..."), so a table
+// the kernel accepted but our strict parser would refuse is still found. A view into
+// target.params.
+std::optional<std::string_view> MirrorLogUuid(const DmTarget& target);
+// True if `target` is a mirror whose log has uuid `log_uuid` (MirrorLogUuid).
 bool MirrorUsesLog(const DmTarget& target, std::string_view log_uuid);
+// The health letters of a mirror target's status line ("<#legs> <dev>... <in>/<total> 1
+// <letters> <log status...>"), one per leg (dm-raid1: A = alive; D, S, R, F, U = a write,
+// sync, read, flush or unknown failure); an error names what does not parse.
+Expected<std::string> MirrorHealth(std::string_view status_params);
 
 struct NamedTable {
   std::string name;

@@ -1,7 +1,7 @@
 // Leg removal through libdevmapper (see dm_legs.h). Blocking: the DmRearmer's worker runs it.
 #include "logd/dm_legs.h"
 
-#include <string_view>
+#include <algorithm>
 
 #include "dmtable/mirror_table.h"
 
@@ -14,19 +14,6 @@ using dmtable::Expected;
 using dmtable::TableError;
 
 namespace {
-
-std::vector<std::string_view> Words(std::string_view text) {
-  std::vector<std::string_view> words;
-  while (true) {
-    const size_t start = text.find_first_not_of(" \t\n");
-    if (start == std::string_view::npos) break;
-    text.remove_prefix(start);
-    const size_t end = std::min(text.find_first_of(" \t\n"), text.size());
-    words.push_back(text.substr(0, end));
-    text.remove_prefix(end);
-  }
-  return words;
-}
 
 // The devices whose live table has a mirror target using `uuid`, each with that target's
 // index in its table.
@@ -51,21 +38,6 @@ Expected<Found> FindMirror(DeviceMapper& dm, const std::string& uuid) {
 
 }  // namespace
 
-Expected<std::string> MirrorHealth(std::string_view status_params) {
-  const std::vector<std::string_view> w = Words(status_params);
-  uint32_t legs = 0;
-  for (char c : w.empty() ? std::string_view() : w[0]) {
-    if (c < '0' || c > '9' || legs > 100) return TableError{"mirror status: bad leg count"};
-    legs = legs * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (w.empty() || legs == 0 || w.size() < legs + 4 || w[legs + 2] != "1" ||
-      w[legs + 1].find('/') == std::string_view::npos || w[legs + 3].size() != legs) {
-    return TableError{"mirror status '" + std::string(status_params) +
-                      "' does not read as '<#legs> <dev>... <in>/<total> 1 <health letters>'"};
-  }
-  return std::string(w[legs + 3]);
-}
-
 Expected<MirrorLegs> ReadLegs(DeviceMapper& dm, const std::string& uuid) {
   auto found = FindMirror(dm, uuid);
   if (!found.ok()) return found.error();
@@ -73,7 +45,7 @@ Expected<MirrorLegs> ReadLegs(DeviceMapper& dm, const std::string& uuid) {
   if (!status.ok()) return status.error();
   for (const DmTarget& t : *status) {
     if (t.start != found->table[found->target].start || t.type != "mirror") continue;
-    auto health = MirrorHealth(t.params);
+    auto health = dmtable::MirrorHealth(t.params);
     if (!health.ok()) return TableError{found->device + ": " + health.error().message};
     MirrorLegs out;
     out.device = found->device;
@@ -132,11 +104,9 @@ std::vector<std::string> DropLeftoverReloads(DeviceMapper& dm, std::vector<std::
     if (!info.ok() || !info->suspended || !info->inactive_table) continue;
     auto table = dm.Table(name);
     if (!table.ok()) continue;
-    bool ours = false;
-    for (const DmTarget& t : *table) {
-      const std::vector<std::string_view> w = Words(t.params);
-      ours |= t.type == "mirror" && !w.empty() && (w[0] == "userspace" || w[0] == "cluster");
-    }
+    const bool ours = std::any_of(table->begin(), table->end(), [](const DmTarget& t) {
+      return dmtable::MirrorLogUuid(t).has_value();
+    });
     if (!ours) continue;
     if (auto c = dm.Clear(name); !c.ok()) {
       problems.push_back(c.error().message);

@@ -1,8 +1,7 @@
 // The device-mapper side of a leg removal (CLUSTER.md "Leg removal"): what clogd's
 // LegHooks do on a real node, as blocking calls for the DmRearmer's worker thread.
 //   * ReadLegs: the mirror that uses a log, and the health of its legs as `dmsetup
-//     status` shows them (dm-raid1: one letter per leg, A = alive; D, S, R, F, U = a write,
-//     sync, read, flush or unknown failure);
+//     status` shows them (dmtable::MirrorHealth);
 //   * PrepareLegRemoval: noflush suspend, then load the table without the leg as the
 //     inactive table (resumed as it was if the load fails);
 //   * FinishLegRemoval: resume the loaded table (commit), or clear it and resume (abort);
@@ -23,10 +22,6 @@ struct MirrorLegs {
   uint32_t legs = 0;             // in its live table
   std::vector<uint32_t> failed;  // table indexes whose health letter is not A
 };
-
-// The health letters of a mirror target's status line ("<#legs> <dev>... <in>/<total> 1
-// <letters> <log status...>"), one per leg; an error names what does not parse.
-dmtable::Expected<std::string> MirrorHealth(std::string_view status_params);
 
 dmtable::Expected<MirrorLegs> ReadLegs(dmtable::DeviceMapper& dm, const std::string& uuid);
 // Returns the device it suspended (with the table loaded).

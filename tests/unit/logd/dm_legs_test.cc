@@ -87,12 +87,12 @@ MemDm ThreeLegMirror(const std::string& health) {
 }
 
 TEST(MirrorHealthTest, ReadsOneLetterPerLeg) {
-  auto h = MirrorHealth("2 253:3 253:4 12/12 1 AD 3 clustered-disk 253:2 A");
+  auto h = dmtable::MirrorHealth("2 253:3 253:4 12/12 1 AD 3 clustered-disk 253:2 A");
   ASSERT_TRUE(h.ok()) << h.error().message;
   EXPECT_EQ(*h, "AD");
   for (const char* bad : {"", "x 253:3 1/1 1 A", "2 253:3 253:4 12/12 1 A 1 core",
                           "2 253:3 253:4 12 1 AA", "2 253:3 253:4 12/12 0 AA"}) {
-    auto b = MirrorHealth(bad);
+    auto b = dmtable::MirrorHealth(bad);
     EXPECT_FALSE(b.ok()) << "'" << bad << "'";
   }
 }
