@@ -54,6 +54,12 @@ int main(int argc, char** argv) {
                  "with --cluster: the cluster size quorum is counted against (default: "
                  "corosync votequorum's expected votes)")
       ->check(CLI::Range(1u, 1024u));
+  app.add_option("--fence-grace-ms", config.fence_grace_ms,
+                 "with --cluster: after a node leaves, copy none of the mirror for this long, "
+                 "so that a node only cut off by a partition has frozen its writes first "
+                 "(0: only when every node that can leave is fenced; logd/CLUSTER.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 600'000u));
   app.add_option("--kernel-socket", config.kernel_socket,
                  "FOR TESTS AND TOOLS ONLY: instead of the kernel, serve one driver program "
                  "on this Unix SOCK_SEQPACKET socket (protocol: logd/TEST_LINK.md)");

@@ -125,6 +125,10 @@ class ClusterLog : public ClusterHandler {
   // REPORT for a merge: this node's marks among the regions now out of sync.
   void Report(NodeId failed);
   void ReportWhereAwaited();
+  // A node left: recovery waits until every member's fence grace for it has run out.
+  void AwaitFenceGrace(NodeId gone);
+  // Reports for fence key `key` once this member's grace has run out.
+  void StartFenceGrace(NodeId key);
   // Own REPORT/BUSY delivered: releases the regions among them this node no longer marks.
   void IdleClearedSince(const std::vector<RegionNo>& regions);
   void PersistInSync(bool force);
@@ -187,7 +191,7 @@ class ClusterLog : public ClusterHandler {
   bool slot_dirty_ = false;
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;
-  std::set<NodeId> reported_;  // failed nodes this node already reported for
+  std::set<NodeId> reported_;  // failed nodes this node already reported for (or timing)
   // The kernel was told "no resync work" while regions were out of sync; it will not ask
   // again until woken, so when work appears it is woken with a suspend/resume (rearm).
   bool kernel_starved_ = false;

@@ -86,7 +86,6 @@ void ClusterLog::SendStateToJoiners(const std::vector<NodeId>& joiners) {
 }
 
 std::optional<DeltaMsg> ClusterLog::BuildDelta(NodeId joiner, uint32_t checkpoint_crc) {
-  if (options_.break_variant == BreakVariant::kStaleCheckpoint) return std::nullopt;
   auto it = round_.announces.find(joiner);
   if (it == round_.announces.end()) return std::nullopt;
   const AnnounceMsg& a = it->second;

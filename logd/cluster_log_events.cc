@@ -192,6 +192,7 @@ void ClusterLog::OnMembership(const Membership& m) {
       const region::DirtySet dirty = state_.log.DirtyOf(gone);
       state_.log.SetDirty(gone, {});
       MergeDeparted(gone, {dirty.begin(), dirty.end()}, false);
+      AwaitFenceGrace(gone);
     }
     if (std::find(m.members.begin(), m.members.end(), state_.server) == m.members.end()) {
       state_.server = 0;  // chosen when the announce round decides
@@ -299,6 +300,49 @@ void ClusterLog::Report(NodeId failed) {
     if (!state_.log.InSync(r)) marked.push_back(r);
   }
   Send(ReportMsg{failed, marked});
+}
+
+void ClusterLog::AwaitFenceGrace(NodeId gone) {
+  // The node may only be cut off (a partition), not dead: its kernel writes the regions it
+  // holds DIRTY without asking the log until its own daemon sees the others go, at about
+  // the same time as we see it go, and freezes it (FreezeKernel). Without a fence that
+  // confirms it is down, nobody may copy before that freeze has drained it, so claims wait
+  // (RecoveryGateOpen) until every member's grace has run out (CLUSTER.md "Partitions").
+  if (options_.fence_grace_us == 0 || gone >= kFenceGrace) return;
+  const NodeId key = kFenceGrace | gone;
+  auto& awaited = state_.awaiting_reports[key];
+  awaited = {state_.members.begin(), state_.members.end()};
+  awaited.erase(gone);
+  if (awaited.empty()) {
+    state_.awaiting_reports.erase(key);
+    return;
+  }
+  Log(Severity::kInfo, "node " + std::to_string(gone) + " left: no region is copied for " +
+                           std::to_string(options_.fence_grace_us / 1000) +
+                           " ms, until a node cut off with it has frozen its writes");
+  reported_.erase(key);
+  StartFenceGrace(key);
+}
+
+void ClusterLog::StartFenceGrace(NodeId key) {
+  reported_.insert(key);  // the timer reports, not ReportWhereAwaited
+  if (!options_.schedule) {
+    Send(ReportMsg{key, {}});
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  options_.schedule(options_.fence_grace_us, [this, alive, key] {
+    if (alive.expired() || !*alive.lock()) return;
+    auto it = state_.awaiting_reports.find(key);
+    if (it == state_.awaiting_reports.end() || !it->second.contains(me_)) return;
+    // Not serving (quorum lost meanwhile): the state may be replaced; ReportWhereAwaited
+    // starts the grace again when this node serves.
+    if (!serving()) {
+      reported_.erase(key);
+      return;
+    }
+    Send(ReportMsg{key, {}});
+  });
 }
 
 void ClusterLog::ServerDuties() {

@@ -140,9 +140,8 @@ void ClusterLog::SendCheckpoint(NodeId for_node) {
 }
 
 void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
-  const bool stale_ok = options_.break_variant == BreakVariant::kStaleCheckpoint;
-  if (m.view_id != round_.view_id && !stale_ok) return;  // made for an earlier view
-  if (!round_.decided && !stale_ok) return;
+  if (m.view_id != round_.view_id) return;  // made for an earlier view (H5)
+  if (!round_.decided) return;
   // After asking for its own checkpoint, a joiner takes only that one: an earlier one
   // describes a point before the messages it has buffered since.
   if (m.for_node != 0 && m.for_node != me_) return;
@@ -163,6 +162,10 @@ void ClusterLog::OnCheckpoint(const CheckpointMsg& m) {
 
 void ClusterLog::TakeState(ClusterState state) {
   state_ = std::move(state);
+  // What this node reported belonged to the state it held before; the cluster's may await
+  // a report of it again under the same key (a member cut off and healed is a joiner,
+  // awaited for its own marks as at its first join: clog-sim --scenario partition).
+  reported_.clear();
   BecomeReady();
   std::vector<ClusterMsg> replay = std::move(buffered_);
   buffered_.clear();
@@ -175,7 +178,14 @@ void ClusterLog::ReportWhereAwaited() {
   for (const auto& [failed, nodes] : state_.awaiting_reports) {
     if (nodes.contains(me_) && !reported_.contains(failed)) due.push_back(failed);
   }
-  for (NodeId failed : due) Report(failed);
+  for (NodeId failed : due) {
+    // A fence grace starts over here: the timer of a predecessor daemon died with it.
+    if ((failed & kFailedWriteReports) == 0 && (failed & kFenceGrace) != 0) {
+      StartFenceGrace(failed);
+    } else {
+      Report(failed);
+    }
+  }
 }
 
 void ClusterLog::BecomeReady() {

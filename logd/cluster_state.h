@@ -20,8 +20,12 @@ using region::RegionNo;
 
 inline constexpr uint32_t kNoSlot = 0xFFFFFFFF;
 // awaiting_reports keys with this bit set are not departed nodes but regions that went out
-// of sync by a failed write (ClusterLog::OutOfSyncByFailedWrite); node ids stay below it.
+// of sync by a failed write (ClusterLog::OutOfSyncByFailedWrite); node ids stay below
+// kFenceGrace.
 inline constexpr NodeId kFailedWriteReports = 0x80000000;
+// awaiting_reports keys with this bit (and not the top one) set are a departed node's fence
+// grace (ClusterLog::AwaitFenceGrace): each member "reports" when its grace has run out.
+inline constexpr NodeId kFenceGrace = 0x40000000;
 
 struct ClusterState {
   // In-sync map; for clustered-core also every member's dirty set (marks are replicated).

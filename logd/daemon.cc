@@ -97,6 +97,7 @@ void Daemon::CreateEngine(NodeId node, uint32_t expected_nodes) {
   options.reinitialize = config_.reinitialize;
   options.log = hooks_.log;
   options.expected_nodes = expected_nodes;
+  options.fence_grace_us = uint64_t{config_.fence_grace_ms} * 1000;
   options.schedule = [this](uint64_t delay_us, std::function<void()> fn) {
     loop_.Schedule(delay_us, std::move(fn));
   };

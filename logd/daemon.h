@@ -34,6 +34,9 @@ struct DaemonConfig {
   bool cluster = false;
   uint32_t expected_nodes = 0;     // cluster mode; 0: ask votequorum
   uint32_t slow_request_ms = 250;  // kernel requests answered later than this are logged
+  // Cluster mode: how long after a node left nobody copies a region (EngineOptions::
+  // fence_grace_us): a node cut off by a partition freezes its mirror within about this.
+  uint32_t fence_grace_ms = 3000;
   // RequestRecord (netlink only; empty: none): lets a restarted clogd release the kernel
   // requests a killed one left unanswered. clogd sets it beside the pidfile.
   std::string request_record;

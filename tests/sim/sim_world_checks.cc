@@ -205,8 +205,11 @@ void World::Quiesce() {
     for (const auto& v : mirror.checker->CheckAckedWrites()) Violation(mirror.uuid + ": " + v);
     const auto ready = ReadyLogs(m);
     for (const logd::ClusterLog* cl : ready) {
-      if (!(cl->state().log.in_sync() == ready.front()->state().log.in_sync()) ||
-          cl->state().generation != ready.front()->state().generation) {
+      const logd::ClusterState& a = ready.front()->state();
+      const logd::ClusterState& b = cl->state();
+      if (!(b.log.in_sync() == a.log.in_sync()) || b.generation != a.generation ||
+          b.members != a.members || b.server != a.server || b.slot_owner != a.slot_owner ||
+          b.absent != a.absent || b.sync_version != a.sync_version) {
         Violation(mirror.uuid + ": nodes " + std::to_string(ready.front()->node()) + " and " +
                   std::to_string(cl->node()) + " disagree on the log state");
       }

@@ -221,6 +221,7 @@ class World {
     o.node_id = node.id;
     o.break_variant = c_.break_variant;
     o.expected_nodes = static_cast<uint32_t>(c_.nodes);
+    o.fence_grace_us = c_.fence_grace_us;
     o.schedule = [this, &node, inc](uint64_t delay, std::function<void()> fn) {
       loop_.Schedule(delay, [&node, inc, fn = std::move(fn)] {
         if (node.daemon_up && node.incarnation == inc) fn();
@@ -268,12 +269,22 @@ class World {
   // What the daemon's rearm hook does on a real node (a noflush suspend/resume with
   // libdevmapper): waits for a suspend already under way, then runs a full cycle. A table
   // that is not running (loading, stopped, gone) needs none.
-  void Rearm(SimNode& node, const std::string& uuid, std::function<void()> done) {
+  void Rearm(SimNode& node, const std::string& uuid, std::function<void()> done,
+             bool lagged = false) {
+    if (c_.scenario == "partition" && !lagged) {
+      // A cut-off node sees the others go up to a token rotation after they see it go, and
+      // its daemon and kernel take a while to start the suspend (its freeze); up to 1.5 s.
+      loop_.Schedule(rng_.Range(0, 1'500'000),
+                     [this, &node, uuid, done = std::move(done), boot = node.boot]() mutable {
+                       if (node.up && node.boot == boot) Rearm(node, uuid, std::move(done), true);
+                     });
+      return;
+    }
     size_t m = 0;
     MirrorModel* k = MirrorByUuid(uuid, &m) ? node.kernels[m].get() : nullptr;
     if (k && k->state() == MirrorState::kSuspending) {
       loop_.Schedule(1000, [this, &node, uuid, done = std::move(done), boot = node.boot]() mutable {
-        if (node.up && node.boot == boot) Rearm(node, uuid, std::move(done));
+        if (node.up && node.boot == boot) Rearm(node, uuid, std::move(done), true);
       });
       return;
     }
@@ -486,6 +497,8 @@ class World {
   SimNode& NodeAt(size_t i) { return *nodes_[i % nodes_.size()]; }
   void CrashFor(SimNode& node, SimTime down_us);
   void KillDaemonFor(SimNode& node, SimTime down_us);
+  // Cuts `count` nodes (from index `first` on) off from the others for `cut_us`, then heals.
+  void CutOffFor(size_t first, size_t count, SimTime cut_us);
   // Runs `then` once some ready member of mirror `m` has a leg removal open (polled every
   // 200 µs of virtual time, for at most 10 s).
   void WhenLegRemovalOpens(size_t m, std::function<void()> then, int polls_left = 50'000);

@@ -14,13 +14,16 @@
 //                         regions; a second leg fails while the cluster removes the first
 //                         (and in half the seeds the log server's node dies meanwhile). Runs
 //                         with at least 4 legs.
+//   partition             a minority (1 of 3, 2 of 5 nodes) is cut off while everybody
+//                         writes, and healed a few seconds after both sides saw the split;
+//                         later another minority. Runs with a 2 s fence grace.
 #include "tests/sim/sim_world_internal.h"
 
 namespace clogd::sim {
 
 std::vector<std::string> ScenarioNames() {
-  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",   "h4-server-dies",
-          "h5-fast-rejoin",      "h6-leg-fails",         "h7-daemon-restarts"};
+  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",    "h4-server-dies",
+          "h5-fast-rejoin",      "h6-leg-fails",         "h7-daemon-restarts", "partition"};
 }
 
 SimNode* World::ServerNode() {
@@ -47,6 +50,26 @@ void World::KillDaemonFor(SimNode& node, SimTime down_us) {
   KillDaemon(node);
   loop_.Schedule(down_us, [this, &node] {
     if (node.up && !node.daemon_up) StartDaemon(node);
+  });
+}
+
+void World::CutOffFor(size_t first, size_t count, SimTime cut_us) {
+  std::vector<NodeId> cut, rest;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const SimNode& node = NodeAt(first + i);
+    (i < count ? cut : rest).push_back(node.id);
+  }
+  std::string names;
+  for (NodeId id : cut) names += " n" + std::to_string(id);
+  Trace(Stamp() + " SCENARIO cut off:" + names);
+  ++result_.faults_injected;
+  if (Status s = cpg_.Partition({rest, cut}); !s.ok()) {
+    result_.violations.push_back("partition refused: " + s.ToString());
+    return;
+  }
+  loop_.Schedule(cut_us, [this] {
+    Trace(Stamp() + " SCENARIO heal");
+    cpg_.Heal();
   });
 }
 
@@ -107,6 +130,16 @@ void World::ScheduleScenario() {
         if (SimNode* server = ServerNode()) CrashFor(*server, 3'000'000);
       });
     });
+  } else if (s == "partition") {
+    const size_t minority = (nodes_.size() - 1) / 2;
+    const size_t first = rng_.Below(nodes_.size());
+    const SimTime detection = cpg_.timing().detection_us;
+    const SimTime cut = detection + rng_.Range(500'000, 4'000'000);
+    loop_.ScheduleAt(t0, [this, first, minority, cut] { CutOffFor(first, minority, cut); });
+    const size_t again = first + 1 + rng_.Below(nodes_.size() - 1);
+    const SimTime cut2 = detection + rng_.Range(500'000, 3'000'000);
+    loop_.ScheduleAt(t0 + cut + 5'000'000 + rng_.Range(0, 2'000'000),
+                     [this, again, minority, cut2] { CutOffFor(again, minority, cut2); });
   } else if (s == "h7-daemon-restarts") {
     const size_t a = rng_.Below(nodes_.size());
     loop_.ScheduleAt(t0, [this, a] { KillDaemonFor(NodeAt(a), rng_.Range(100'000, 800'000)); });
