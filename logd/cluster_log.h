@@ -60,7 +60,7 @@ class ClusterLog : public ClusterHandler {
   NodeId node() const { return me_; }
   bool ready() const { return ready_; }
   // Ready and in a quorate view: answering the kernel.
-  bool serving() const { return ready_ && Quorate(); }
+  bool serving() const { return ready_ && Quorate() && !unconfirmed_; }
   const ClusterState& state() const { return state_; }
   const region::DirtySet& own_marks() const { return own_dirty_; }
   const ClusterLogStats& stats() const { return stats_; }
@@ -195,6 +195,11 @@ class ClusterLog : public ClusterHandler {
   // The kernel was told "no resync work" while regions were out of sync; it will not ask
   // again until woken, so when work appears it is woken with a suspend/resume (rearm).
   bool kernel_starved_ = false;
+  // WakeStarvedKernel waits kStarvedKernelCheckUs to see whether the kernel asks by itself
+  // (GET_RESYNC_WORK requests counted in resync_asks_) before it suspends it.
+  static constexpr uint64_t kStarvedKernelCheckUs = 600'000;
+  bool wake_check_scheduled_ = false;
+  uint64_t resync_asks_ = 0;
   // Regions that went out of sync at a failure merge but are still answered "in sync" to
   // this node's kernel until its rearm suspend has quiesced it (POSTSUSPEND): dm-raid1
   // asks IN_SYNC twice per write and caches NOSYNC for good if the answers differ, and a
@@ -223,6 +228,10 @@ class ClusterLog : public ClusterHandler {
   // Joins the log's group after a second, and again every second until it works.
   void ScheduleJoin(uint64_t attempt);
   bool frozen_ = false;
+  // Held the state without quorum: with quorum back (a healed partition) it serves again
+  // only once the announce round has found its state the newest (Decide), never from the
+  // membership change until then (clog-sim --seed 5 --nodes 3 --scenario partition).
+  bool unconfirmed_ = false;
   void WakeStarvedKernel();
   // Runs `then` after a complete suspend/resume of the local mirror that began after this
   // call (one at a time; requests made meanwhile share the next one). At once without a

@@ -154,7 +154,8 @@ void ClusterLog::OnMembership(const Membership& m) {
       options_.expected_nodes == 0 || 2 * m.members.size() > options_.expected_nodes;
   // Losing quorum: what this node holds now is what the majority held when it went on
   // without us; it is the base of a delta when we are back.
-  if (ready_ && Quorate() && !next_quorate) RetainBase();
+  if (serving() && !next_quorate) RetainBase();
+  const bool was_serving = serving();
   if (ready_ && leg_tx_) DecideLegTx(false, "the membership changed before every member voted");
   if (ready_) {
     ++state_.generation;
@@ -211,11 +212,12 @@ void ClusterLog::OnMembership(const Membership& m) {
     }
   }
   round_ = Round{m.view_id, m.members, {}, false};
+  if (ready_ && !was_serving) unconfirmed_ = true;
   // Without quorum the state is kept but not served: if the majority went on elsewhere,
   // the next announce round finds this state stale and replaces it with a checkpoint; if
   // it did not (its daemons died), this is the state that survives.
   const uint64_t prior = last_quorate_view_;
-  if (ready_ && Quorate()) last_quorate_view_ = m.view_id;
+  if (serving()) last_quorate_view_ = m.view_id;
   if (ready_ && !Quorate()) {
     Log(Severity::kWarning, "no quorum: holding kernel requests until a majority is back");
     FreezeKernel();
@@ -317,9 +319,10 @@ void ClusterLog::AwaitFenceGrace(NodeId gone) {
     state_.awaiting_reports.erase(key);
     return;
   }
-  Log(Severity::kInfo, "node " + std::to_string(gone) + " left: no region is copied for " +
-                           std::to_string(options_.fence_grace_us / 1000) +
-                           " ms, until a node cut off with it has frozen its writes");
+  Log(Severity::kInfo, "fence grace: no region is copied for " +
+                           std::to_string(options_.fence_grace_us / 1000) + " ms after node " +
+                           std::to_string(gone) + " left, so that it has frozen its writes " +
+                           "if it was only cut off");
   reported_.erase(key);
   StartFenceGrace(key);
 }

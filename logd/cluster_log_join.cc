@@ -45,6 +45,10 @@ void ClusterLog::Decide() {
     chunks_.clear();
     buffered_.clear();
   }
+  if (ready_ && unconfirmed_) {  // trusted: its state is the newest, and quorate again
+    unconfirmed_ = false;
+    last_quorate_view_ = round_.view_id;
+  }
   NodeId first_ready = 0;
   for (NodeId n : round_.members) {
     if (trusted(n)) {
@@ -190,6 +194,7 @@ void ClusterLog::ReportWhereAwaited() {
 
 void ClusterLog::BecomeReady() {
   ready_ = true;
+  unconfirmed_ = false;
   asked_for_checkpoint_ = false;
   retained_.reset();
   sync_changes_.clear();

@@ -3,7 +3,8 @@
 # `clogd --cluster`. busybox sh.
 #
 # Environment (from run.sh): SCENARIO kill-vm | kill-clogd | kill-corosync | two-in-a-row |
-# log-device-fails | leg-fails; LOG disk | core; VICTIM (the node the fault hits;
+# log-device-fails | leg-fails | cut-off (the host takes VICTIM's bridge port down and up:
+# nothing to do here); LOG disk | core; VICTIM (the node the fault hits;
 # two-in-a-row: SECOND's clogd first, then VICTIM's corosync); FAULT_AT seconds into the fault phase; RATE fio's
 # IOPS per VM (rate-limited, so a phase lasts the same time on a slow or a fast host).
 # Disks: vda = log device, vdb, vdc = legs (leg-fails: vdb, vdc, vdd, each under a linear
@@ -177,6 +178,7 @@ case $SCENARIO in
     say "fault at $(uptime_s): the third leg fails every I/O"
     touch "$VM_OUT/fault-$VM_ID.json"
     ;;
+  cut-off) ;;
   *) fail "unknown SCENARIO '$SCENARIO'" ;;
 esac
 

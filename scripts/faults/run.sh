@@ -10,8 +10,9 @@
 # --stall-not-judged: the stall is printed but does not decide the row (CTest: a timing
 # target is a measurement there, never an assertion; run-all.sh judges it).
 # SCENARIO: kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails |
-# leg-fails (guest.sh says what each does; leg-fails: a 3-leg mirror whose third leg dies
-# on every node, and must be removed from every node's table). Exit 0 when the row passes,
+# leg-fails | cut-off (guest.sh says what each does; leg-fails: a 3-leg mirror whose third
+# leg dies on every node, and must be removed from every node's table; cut-off: the host
+# takes node 3's bridge port down until the others have resynced its regions, then heals). Exit 0 when the row passes,
 # 1 when it fails, 2 on bad use.
 #
 # Checks: fio's verify passed on every live VM; the legs are byte-identical (host cmp);
@@ -37,8 +38,8 @@ while (($#)); do
   esac
 done
 case $scenario in
-  kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails | leg-fails) ;;
-  *) echo "faults: unknown scenario '$scenario' (kill-vm, kill-clogd, kill-corosync, two-in-a-row, log-device-fails, leg-fails)" >&2
+  kill-vm | kill-clogd | kill-corosync | two-in-a-row | log-device-fails | leg-fails | cut-off) ;;
+  *) echo "faults: unknown scenario '$scenario' (kill-vm, kill-clogd, kill-corosync, two-in-a-row, log-device-fails, leg-fails, cut-off)" >&2
      exit 2 ;;
 esac
 [[ $log == disk || $log == core ]] || { echo "faults: --log must be disk or core, not '$log'" >&2; exit 2; }
@@ -105,6 +106,37 @@ if [[ $scenario == kill-vm ]]; then
   kill -KILL "$(cat "$out/vm$victim/qemu.pid")"
   echo "killed node $victim (kill -9 of its QEMU)"
   "$clogctl" inspect --json "$logdev" >"$out/vm$victim/fault-$victim.json" 2>&1 || true
+fi
+if [[ $scenario == cut-off ]]; then
+  # The victim's bridge port goes down FAULT_AT (10) s into the fault phase: it and the
+  # others each see the other side leave after corosync's detection time; the victim has
+  # no quorum and freezes its mirror. Healed once the others resynced what its slot held.
+  netns=clogvm-$run_pid
+  deadline=$((SECONDS + 600))
+  until [[ -e $out/vm$victim/fio-started ]]; do
+    kill -0 "$run_pid" 2>/dev/null || { cat "$work/run.log" >&2; fail "the VMs' run ended early"; }
+    ((SECONDS < deadline)) || fail "node $victim did not start its fault phase within 600 s"
+    sleep 0.5
+  done
+  ip netns list | grep -qw "$netns" || fail "no network namespace $netns (scripts/vm/run.sh names it after its pid)"
+  sleep 10
+  ip -n "$netns" link set "tap$victim" down || fail "could not take tap$victim down in $netns"
+  echo "cut off node $victim (its bridge port tap$victim down) at $(date +%T.%N)"
+  # The regions the others must resync: the victim's slot once both sides have noticed
+  # (the victim writes its slot until it sees the others go, and freezes then).
+  deadline=$((SECONDS + 120))
+  until grep -q "node $victim left: " "$out/vm1/clogd.log" 2>/dev/null &&
+    grep -q "no quorum" "$out/vm$victim/clogd.log" 2>/dev/null; do
+    ((SECONDS < deadline)) || fail "the split was not seen on both sides within 120 s"
+    sleep 0.05
+  done
+  "$clogctl" inspect --json "$logdev" >"$out/vm$victim/fault-$victim.json" 2>&1 || true
+  echo "both sides saw the split at $(date +%T.%N)"
+  # Healed 8 s later: past the others' fence grace (3 s), while their resync may still run
+  # (the fault schedule, not a condition: the merge must work at any point).
+  sleep 8
+  ip -n "$netns" link set "tap$victim" up || fail "could not bring tap$victim back up"
+  echo "healed node $victim at $(date +%T.%N)"
 fi
 run_rc=0
 wait "$run_pid" || run_rc=$?
