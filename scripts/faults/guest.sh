@@ -8,7 +8,9 @@
 # two-in-a-row: SECOND's clogd first, then VICTIM's corosync); FAULT_AT seconds into the fault phase; RATE fio's
 # IOPS per VM (rate-limited, so a phase lasts the same time on a slow or a fast host).
 # Disks: vda = log device, vdb, vdc = legs (leg-fails: vdb, vdc, vdd, each under a linear
-# layer that every node swaps for `error` when the leg fails: the disk dies for all).
+# layer; between the two fio phases every node swaps the one over vdd for dm-flakey, which
+# fails every write from FAULT_AT s later on: the disk dies for all, with no suspend in the
+# write path at that moment).
 #
 # Files for the host, in $VM_OUT: baseline.json, fault.json (fio, JSON), fault_lat.1.log
 # (every write's latency), fio-rc (fault phase), fio-started (guest uptime at its start),
@@ -76,6 +78,13 @@ barrier baseline
 
 # Every write's latency (fault_lat.1.log: ms since fio started, ns, ...): the host finds
 # when the longest one was.
+if [ "$SCENARIO" = leg-fails ]; then
+  modprobe dm-flakey || fail "modprobe dm-flakey"
+  dmsetup suspend path_vdd &&
+    dmsetup load path_vdd --table "0 $(blockdev --getsz /dev/vdd) flakey /dev/vdd 0 $FAULT_AT 86400 1 error_writes" &&
+    dmsetup resume path_vdd || fail "could not put dm-flakey under the third leg"
+  leg_fails_at=$(awk -v t="$(uptime_s)" -v d="$FAULT_AT" 'BEGIN { printf "%.2f", t + d }')
+fi
 uptime_s >"$VM_OUT/fio-started.tmp"
 run_fio fault 45 --write_lat_log="$VM_OUT/fault" --log_avg_msec=0 &
 fio_pid=$!
@@ -164,18 +173,9 @@ case $SCENARIO in
     fi
     ;;
   leg-fails)
-    # The third leg's disk dies: the victim first, then every other node's path to it
-    # (as soon as it sees the victim's flag, within about 0.1 s).
-    if [ "$VM_ID" = "$VICTIM" ]; then
-      usleep $((FAULT_AT * 1000000))
-      touch /host/leg-failed
-    else
-      WAIT_INTERVAL_US=100000
-      wait_for "the third leg to fail" 300 test -e /host/leg-failed || fail "the leg never failed"
-    fi
-    dmsetup suspend path_vdd && dmsetup load path_vdd --table "0 $(blockdev --getsz /dev/vdd) error" &&
-      dmsetup resume path_vdd || fail "could not fail the third leg"
-    say "fault at $(uptime_s): the third leg fails every I/O"
+    # dm-flakey (loaded above) fails every write to the third leg from leg_fails_at on.
+    usleep $((FAULT_AT * 1000000))
+    say "fault at $leg_fails_at: the third leg fails every write (dm-flakey)"
     touch "$VM_OUT/fault-$VM_ID.json"
     ;;
   cut-off) ;;

@@ -102,7 +102,7 @@ work=$(mktemp -d "$cache/.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # ---- kernel: vmlinux and the modules we need ---------------------------------------------
-kernel_modules=(dm-mod dm-log dm-region-hash dm-mirror dm-log-userspace
+kernel_modules=(dm-mod dm-log dm-region-hash dm-mirror dm-log-userspace dm-flakey
   virtio_pci virtio_blk virtio_net 9pnet_virtio 9p)
 kernel_pkg_version=$(dpkg-query -W -f='${Version}' "linux-headers-$release")
 kernel_key=$(echo "$release $kernel_pkg_version ${kernel_modules[*]} $script_hash" |
