@@ -119,12 +119,19 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
                                                        : "clustered-core 1024";
   }
 
-  Node& Start(NodeId n, uint32_t expected_nodes = 0) {
+  // fence_grace_us > 0: the node's timers are kept in timers_[n] until FireTimers(n).
+  Node& Start(NodeId n, uint32_t expected_nodes = 0, uint64_t fence_grace_us = 0) {
     auto& node = nodes_[n];
     node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
     EngineOptions o;
     o.node_id = n;
     o.expected_nodes = expected_nodes;
+    o.fence_grace_us = fence_grace_us;
+    if (fence_grace_us > 0) {
+      o.schedule = [this, n](uint64_t, std::function<void()> fn) {
+        timers_[n].push_back(std::move(fn));
+      };
+    }
     node.engine =
         std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
     Send(n, DM_ULOG_CTR, CtrPayload(std::to_string(kRegions * 1024) + " " + Args() + " nosync"));
@@ -154,6 +161,14 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     return {AsS64(w) == 1, r};
   }
 
+  void FireTimers(NodeId n) {
+    auto due = std::move(timers_[n]);
+    timers_[n].clear();
+    for (auto& fn : due) fn();
+    cluster_.Run();
+  }
+
+  std::map<NodeId, std::vector<std::function<void()>>> timers_;
   Devices devices_;
   region::MemoryDevice* shared_;  // the clustered-disk log device
   FakeCluster cluster_;
@@ -202,6 +217,32 @@ TEST_P(ClusterLogTest, DepartedNodesMarksAreResyncedOnceBySurvivors) {
   }
   EXPECT_EQ(claimed, (std::set<uint64_t>{5, 9}));
   for (NodeId n : {1u, 3u}) EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
+}
+
+// A node that left may only be cut off, its kernel still writing its DIRTY regions until
+// its own daemon freezes it: nobody copies anything until every member's grace has run out.
+TEST_P(ClusterLogTest, NothingIsCopiedUntilEveryMembersFenceGraceHasRunOut) {
+  constexpr uint64_t kGraceUs = 3'000'000;
+  Start(1, 0, kGraceUs);
+  Start(2, 0, kGraceUs);
+  Start(3, 0, kGraceUs);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({5})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  cluster_.Crash(2);
+  nodes_[2].engine.reset();
+  cluster_.Run();
+  for (NodeId n : {1u, 3u}) {
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
+    EXPECT_FALSE(Work(n).first) << "node " << n << " got work within the grace";
+  }
+  FireTimers(1);  // node 1's grace is over, node 3's is not
+  for (NodeId n : {1u, 3u}) {
+    EXPECT_FALSE(Work(n).first) << "node " << n << " got work before node 3's grace ran out";
+  }
+  FireTimers(3);
+  auto [has, region] = Work(1);
+  EXPECT_TRUE(has);
+  EXPECT_EQ(region, 5u);
 }
 
 TEST_P(ClusterLogTest, FlushCostsOneMessageForCoreAndNoneForDisk) {
