@@ -319,10 +319,11 @@ void ClusterLog::AwaitFenceGrace(NodeId gone) {
     state_.awaiting_reports.erase(key);
     return;
   }
+  // (Worded so that it never matches "node N left", which scripts and tests look for.)
   Log(Severity::kInfo, "fence grace: no region is copied for " +
-                           std::to_string(options_.fence_grace_us / 1000) + " ms after node " +
-                           std::to_string(gone) + " left, so that it has frozen its writes " +
-                           "if it was only cut off");
+                           std::to_string(options_.fence_grace_us / 1000) +
+                           " ms after the departure of node " + std::to_string(gone) +
+                           ", so that it has frozen its writes if it was only cut off");
   reported_.erase(key);
   StartFenceGrace(key);
 }
