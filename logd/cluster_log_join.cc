@@ -48,6 +48,8 @@ void ClusterLog::Decide() {
   if (ready_ && unconfirmed_) {  // trusted: its state is the newest, and quorate again
     unconfirmed_ = false;
     last_quorate_view_ = round_.view_id;
+    // A fence grace whose timer ran out while this node did not serve starts again.
+    ReportWhereAwaited();
   }
   NodeId first_ready = 0;
   for (NodeId n : round_.members) {
