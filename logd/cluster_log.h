@@ -191,7 +191,8 @@ class ClusterLog : public ClusterHandler {
   bool slot_dirty_ = false;
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;
-  std::set<NodeId> reported_;  // failed nodes this node already reported for (or timing)
+  // Report keys this node already reported for, and fence keys whose grace timer runs.
+  std::set<NodeId> reported_;
   // The kernel was told "no resync work" while regions were out of sync; it will not ask
   // again until woken, so when work appears it is woken with a suspend/resume (rearm).
   bool kernel_starved_ = false;

@@ -1,5 +1,6 @@
-// The simulated cluster's parts, shared by sim_world.cc (wiring, workload, faults) and
-// sim_world_checks.cc (invariants, quiescence). Internal to the simulator.
+// The simulated cluster (World), shared by sim_world.cc (wiring, workload, faults),
+// sim_world_checks.cc (invariants, quiescence), sim_world_legs.cc and sim_world_scenarios.cc.
+// Its parts (a mirror, a node) are in sim_parts.h. Internal to the simulator.
 #pragma once
 
 #include <linux/dm-log-userspace.h>
@@ -22,62 +23,11 @@
 #include "tests/sim/mirror_model.h"
 #include "tests/sim/sim_cpg.h"
 #include "tests/sim/sim_log_path.h"
+#include "tests/sim/sim_parts.h"
 #include "tests/sim/sim_rng.h"
 #include "tests/sim/sim_world.h"
 
 namespace clogd::sim {
-
-inline constexpr uint64_t kRegionSectors = 1024;
-
-struct Suspect {
-  bool crashed = false;
-  uint64_t generation_at_crash = 0;  // the departure shows as a newer generation
-  std::set<uint64_t> regions;
-};
-
-// One clustered mirror: its legs, log device, data checker, and the regions of departed
-// daemons whose writes may be unresolved.
-struct SimMirror {
-  std::string uuid;
-  std::string type;
-  std::string device_name;
-  std::string ctr;
-  std::unique_ptr<SimLegs> legs;
-  std::unique_ptr<DataChecker> checker;
-  std::unique_ptr<region::MemoryDevice> logdev;
-  SimTime device_down_until = 0;  // the whole log device fails I/O until then
-  std::map<NodeId, Suspect> suspects;
-  std::set<uint64_t> touched;  // regions whose leg data changed since the last check
-  // The table a node loads when it boots (what LVM's metadata would say): the cluster's
-  // last committed leg removal updates it.
-  std::vector<int> table_legs;
-  int legs_failed = 0;
-};
-
-struct SimNode {
-  NodeId id = 0;
-  bool up = true;
-  bool daemon_up = false;
-  uint64_t incarnation = 0;  // daemon process
-  uint64_t boot = 0;         // node boot
-  std::unique_ptr<logd::ClusterTransport> transport;
-  std::unique_ptr<logd::ReplySink> sink;
-  std::unique_ptr<logd::LogEngine> daemon;
-  NodeKernel kernel_shared;
-  std::vector<std::unique_ptr<MirrorModel>> kernels;  // per mirror
-  std::vector<std::set<uint64_t>> writing;            // per mirror: blocks being written
-  // A request the dead daemon had taken is lost; the kernel re-sends it after 15 s.
-  SimTime daemon_died_at = 0;
-  bool daemon_ever_died = false;
-  std::vector<uint64_t> timeouts_seen;  // per mirror
-  // Per mirror: this node's path to the log device fails I/O until then; its next write
-  // to the log device is torn by the node crashing.
-  std::vector<SimTime> log_path_down_until;
-  std::vector<bool> tear_log_write;
-  // Per mirror: suspended (or suspending) when this daemon started: maybe a reload its
-  // predecessor left half done, resolved before this daemon's own leg hooks run.
-  std::vector<bool> leftover_reload;
-};
 
 class World {
  public:
