@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine_fixture.h"
+#include "fake_cluster.h"
 #include "logd/log_engine.h"
 
 namespace clogd::logd {
@@ -20,87 +21,8 @@ using testing::AsS64;
 using testing::CollectingSink;
 using testing::CtrPayload;
 using testing::Devices;
+using testing::FakeCluster;
 using testing::Regions;
-
-class FakeCluster {
- public:
-  class Transport : public ClusterTransport {
-   public:
-    Transport(FakeCluster& c, NodeId n) : c_(c), n_(n) {}
-    NodeId LocalNode() const override { return n_; }
-    Status Join(const std::string& group, ClusterHandler* h) override {
-      c_.queue_.push_back([c = &c_, n = n_, group, h] { c->DoJoin(group, n, h); });
-      return Status::Ok();
-    }
-    Status Leave(const std::string& group) override {
-      c_.queue_.push_back([c = &c_, n = n_, group] { c->DoLeave(group, n); });
-      return Status::Ok();
-    }
-    Status Multicast(const std::string& group, std::span<const uint8_t> m) override {
-      std::vector<uint8_t> copy(m.begin(), m.end());
-      ++c_.multicasts_;
-      c_.queue_.push_back([c = &c_, n = n_, group, copy] { c->DoDeliver(group, n, copy); });
-      return Status::Ok();
-    }
-
-   private:
-    FakeCluster& c_;
-    NodeId n_;
-  };
-
-  void Run() {
-    while (!queue_.empty()) {
-      auto fn = std::move(queue_.front());
-      queue_.pop_front();
-      fn();
-    }
-  }
-  // The node vanishes: no more deliveries to it, the others see it leave.
-  void Crash(NodeId n) {
-    for (auto& [group, members] : groups_) {
-      for (size_t i = 0; i < members.size(); ++i) {
-        if (members[i].first == n) {
-          members.erase(members.begin() + static_cast<std::ptrdiff_t>(i));
-          Change(group, {}, {n});
-          break;
-        }
-      }
-    }
-  }
-  uint64_t multicasts() const { return multicasts_; }
-
- private:
-  void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left) {
-    Membership m;
-    m.view_id = ++view_;
-    for (auto& [node, h] : groups_[group]) m.members.push_back(node);
-    m.joined = joined;
-    m.left = left;
-    m.left_reasons.assign(left.size(), Membership::LeaveReason::kNodeDown);
-    for (auto& [node, h] : groups_[group]) h->OnMembership(m);
-  }
-  void DoJoin(const std::string& group, NodeId n, ClusterHandler* h) {
-    groups_[group].emplace_back(n, h);
-    Change(group, {n}, {});
-  }
-  void DoLeave(const std::string& group, NodeId n) {
-    auto& members = groups_[group];
-    std::erase_if(members, [n](const auto& e) { return e.first == n; });
-    Change(group, {}, {n});
-  }
-  void DoDeliver(const std::string& group, NodeId from, const std::vector<uint8_t>& m) {
-    auto members = groups_[group];
-    bool sender_present = false;
-    for (auto& [node, h] : members) sender_present |= node == from;
-    if (!sender_present) return;  // sent, but its sender left first: nobody gets it
-    for (auto& [node, h] : members) h->OnDeliver(from, m);
-  }
-
-  std::deque<std::function<void()>> queue_;
-  std::map<std::string, std::vector<std::pair<NodeId, ClusterHandler*>>> groups_;
-  uint64_t view_ = 0;
-  uint64_t multicasts_ = 0;
-};
 
 constexpr uint64_t kRegions = 64;
 

@@ -31,6 +31,7 @@ class FakeCluster {
     }
     Status Multicast(const std::string& group, std::span<const uint8_t> m) override {
       std::vector<uint8_t> copy(m.begin(), m.end());
+      ++c_.multicasts_;
       c_.queue_.push_back([c = &c_, n = n_, group, copy] { c->DoDeliver(group, n, copy); });
       return Status::Ok();
     }
@@ -61,6 +62,9 @@ class FakeCluster {
     }
   }
 
+  // Multicasts sent so far (a FLUSH's cost in messages).
+  uint64_t multicasts() const { return multicasts_; }
+
  private:
   void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left) {
     Membership m;
@@ -90,6 +94,7 @@ class FakeCluster {
   std::deque<std::function<void()>> queue_;
   std::map<std::string, std::vector<std::pair<NodeId, ClusterHandler*>>> groups_;
   uint64_t view_ = 0;
+  uint64_t multicasts_ = 0;
 };
 
 }  // namespace clogd::logd::testing
