@@ -88,14 +88,20 @@ echo "== $name: 3 VMs, fio with verify on each; fault on node(s) ${hit[*]}"
   "$repo/scripts/faults/guest.sh" >"$work/run.log" 2>&1 &
 run_pid=$!
 
-if [[ $scenario == kill-vm ]]; then
-  # Kill while the victim's slot holds marks, FAULT_AT (10) s into the fault phase.
-  deadline=$((SECONDS + 600))
+# Waits until the victim has started its fault phase (its fio-started file), failing when
+# the VMs' run ends first or after 600 s.
+await_fault_phase() {
+  local deadline=$((SECONDS + 600))
   until [[ -e $out/vm$victim/fio-started ]]; do
     kill -0 "$run_pid" 2>/dev/null || { cat "$work/run.log" >&2; fail "the VMs' run ended early"; }
     ((SECONDS < deadline)) || fail "node $victim did not start its fault phase within 600 s"
     sleep 0.5
   done
+}
+
+if [[ $scenario == kill-vm ]]; then
+  # Kill while the victim's slot holds marks, FAULT_AT (10) s into the fault phase.
+  await_fault_phase
   sleep 10
   deadline=$((SECONDS + 60))
   until "$clogctl" inspect --json "$logdev" 2>/dev/null |
@@ -113,12 +119,7 @@ if [[ $scenario == cut-off ]]; then
   # others each see the other side leave after corosync's detection time; the victim has
   # no quorum and freezes its mirror. Healed once the others resynced what its slot held.
   netns=clogvm-$run_pid
-  deadline=$((SECONDS + 600))
-  until [[ -e $out/vm$victim/fio-started ]]; do
-    kill -0 "$run_pid" 2>/dev/null || { cat "$work/run.log" >&2; fail "the VMs' run ended early"; }
-    ((SECONDS < deadline)) || fail "node $victim did not start its fault phase within 600 s"
-    sleep 0.5
-  done
+  await_fault_phase
   ip netns list | grep -qw "$netns" || fail "no network namespace $netns (scripts/vm/run.sh names it after its pid)"
   sleep 10
   ip -n "$netns" link set "tap$victim" down || fail "could not take tap$victim down in $netns"

@@ -83,6 +83,13 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     return {AsS64(w) == 1, r};
   }
 
+  // Node n dies: its daemon is gone, the others see it leave.
+  void CrashNode(NodeId n) {
+    cluster_.Crash(n);
+    nodes_[n].engine.reset();
+    cluster_.Run();
+  }
+
   void FireTimers(NodeId n) {
     auto due = std::move(timers_[n]);
     timers_[n].clear();
@@ -116,9 +123,7 @@ TEST_P(ClusterLogTest, DepartedNodesMarksAreResyncedOnceBySurvivors) {
   EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
   EXPECT_EQ(Send(3, DM_ULOG_MARK_REGION, Regions({7})).error, 0);
   EXPECT_EQ(Send(3, DM_ULOG_FLUSH).error, 0);
-  cluster_.Crash(2);
-  nodes_[2].engine.reset();
-  cluster_.Run();
+  CrashNode(2);
   for (NodeId n : {1u, 3u}) {
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({9}))), 0) << "node " << n;
@@ -150,9 +155,7 @@ TEST_P(ClusterLogTest, NothingIsCopiedUntilEveryMembersFenceGraceHasRunOut) {
   Start(3, 0, kGraceUs);
   EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({5})).error, 0);
   EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
-  cluster_.Crash(2);
-  nodes_[2].engine.reset();
-  cluster_.Run();
+  CrashNode(2);
   for (NodeId n : {1u, 3u}) {
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
     EXPECT_FALSE(Work(n).first) << "node " << n << " got work within the grace";
@@ -188,9 +191,7 @@ TEST_P(ClusterLogTest, ARegionMarkedElsewhereIsNotClaimed) {
   Send(2, DM_ULOG_FLUSH);
   Send(3, DM_ULOG_MARK_REGION, Regions({4}));
   Send(3, DM_ULOG_FLUSH);
-  cluster_.Crash(2);
-  nodes_[2].engine.reset();
-  cluster_.Run();
+  CrashNode(2);
   EXPECT_FALSE(Work(1).first) << "node 3 still has region 4 marked";
   Send(3, DM_ULOG_CLEAR_REGION, Regions({4}));
   Send(3, DM_ULOG_FLUSH);
@@ -250,9 +251,7 @@ TEST_P(ClusterLogTest, ANodeThatLostTheClusterRejoinsWithADelta) {
   log3.OnTransportLost();
   cluster_.Run();
   EXPECT_FALSE(Log(3).ready());
-  cluster_.Crash(2);
-  nodes_[2].engine.reset();
-  cluster_.Run();
+  CrashNode(2);
   EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({5}))), 0);
   auto [has, r] = Work(1);
   ASSERT_TRUE(has);
@@ -299,9 +298,7 @@ TEST_P(ClusterLogTest, ARestartedDaemonTakesADeltaFromTheLogDeviceOrAFullCheckpo
   Start(3);
   Send(3, DM_ULOG_MARK_REGION, Regions({9}));
   Send(3, DM_ULOG_FLUSH);
-  cluster_.Crash(3);
-  nodes_[3].engine.reset();
-  cluster_.Run();
+  CrashNode(3);
   EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({9}))), 0);
   Start(3);
   EXPECT_TRUE(Log(3).ready());
@@ -421,9 +418,7 @@ TEST_P(ClusterDiskLogTest, AFailedLogDeviceServesOnWithTheMarksReplicated) {
   EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
   EXPECT_FALSE(Log(1).state().log.IsMarkedBy(2, 4));
   EXPECT_TRUE(Log(1).state().log.IsMarkedBy(2, 6));
-  cluster_.Crash(2);
-  nodes_[2].engine.reset();
-  cluster_.Run();
+  CrashNode(2);
   for (NodeId n : {1u, 3u}) {
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({6}))), 0) << "node " << n;
@@ -442,9 +437,7 @@ TEST_P(ClusterDiskLogTest, AServerThatCannotReadADepartedSlotResyncsEverything) 
   Send(1, DM_ULOG_MARK_REGION, Regions({2}));
   EXPECT_EQ(Send(1, DM_ULOG_FLUSH).error, 0);
   ASSERT_TRUE(Log(1).device_failed());
-  cluster_.Crash(3);
-  nodes_[3].engine.reset();
-  cluster_.Run();
+  CrashNode(3);
   for (NodeId n : {1u, 2u}) {
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), 0) << "node " << n;
     EXPECT_TRUE(Log(n).serving()) << "node " << n;
