@@ -3,8 +3,11 @@
 //   clogctl status --watch [--interval S] [--count N]  resync progress, redrawn in place
 //   clogctl nodes [--json] [--socket PATH]             this node and each log's members
 //   clogctl inspect <device> [--json]                  read a log device offline
-// status and nodes ask the daemon over its control socket (logd/README.md). Any failure
-// to reach it is one line on stderr and exit 1. Exceptions stop here.
+//   clogctl replace-leg <mirror> <new-device> [--leg N] [--offset S]
+//   clogctl add-leg <mirror> <new-device> [--offset S]
+//                                                      a new leg on every node, resynced
+// status, nodes and the leg commands ask the daemon over its control socket
+// (logd/README.md). Any failure is one line on stderr and exit 1. Exceptions stop here.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,11 +15,14 @@
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "logd/control_client.h"
 #include "logd/control_server.h"
 #include "logd/device_path.h"
+#include "logd/dm_legs.h"
 #include "logd/log_inspect.h"
 #include "logd/resync_progress.h"
 #include "logd/status_report.h"
@@ -62,6 +68,38 @@ int ShowNodes(const std::string& socket, bool json) {
   auto report = logd::NodesFromJson(*reply);
   if (!report.ok()) return Fail("unexpected reply from clogd: " + report.status().message());
   std::cout << (json ? *reply + "\n" : logd::FormatNodes(*report));
+  return 0;
+}
+
+// The mirror (a dm device or its log's uuid) and leg as this node sees them, then the
+// change through clogd, which runs it on every node and answers once it is decided.
+int ChangeLeg(const std::string& socket, const std::string& mirror, const std::string& device,
+              std::optional<uint32_t> leg, uint64_t offset, bool add, int timeout_s) {
+  if (device.empty() || (device.front() != '/' && device.find(':') == std::string::npos)) {
+    return Fail("new leg '" + device + "': give a path (every node opens that path)");
+  }
+  auto dm = clogd::dmtable::MakeLibDeviceMapper();
+  auto target = logd::FindReplaceTarget(*dm, mirror, leg, add);
+  if (!target.ok()) return Fail(target.error().message);
+  auto number = logd::BlockDeviceNumber(device);
+  if (!number.ok()) return Fail(number.error().message);
+  auto client = ControlClient::Connect(socket);
+  if (!client.ok()) return Fail(client.status().message());
+  nlohmann::json req = {
+      {"cmd", "replace-leg"}, {"log", target->uuid}, {"device", device}, {"offset", offset}};
+  if (target->leg) req["leg"] = *target->leg;
+  std::cout << target->device << ": "
+            << (target->leg ? "replacing leg " + std::to_string(*target->leg) + " of " +
+                                  std::to_string(target->legs) + " by " + device
+                            : "adding " + device + " as leg " + std::to_string(target->legs))
+            << " on every node..." << std::endl;
+  auto reply = client->Call(req.dump(), timeout_s * 1000);
+  if (!reply.ok()) return Fail(reply.status().message());
+  const auto json = nlohmann::json::parse(*reply, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object() || !json.contains("message")) {
+    return Fail("unexpected reply from clogd: " + *reply);
+  }
+  std::cout << target->device << ": " << json["message"].get<std::string>() << "\n";
   return 0;
 }
 
@@ -152,8 +190,37 @@ int main(int argc, char** argv) {
   nodes->add_flag("--json", nodes_json, "print the daemon's JSON (fields in logd/README.md)");
   nodes->add_option("--socket", socket, "clogd's control socket")->capture_default_str();
 
+  std::string mirror, new_leg;
+  int64_t leg = -1;
+  uint64_t offset = 0;
+  int timeout_s = 120;
+  auto* replace = app.add_subcommand(
+      "replace-leg",
+      "replace a mirror leg by a new device on every node, then copy every region to it");
+  auto* add = app.add_subcommand(
+      "add-leg", "add a new device as a mirror leg on every node, then copy every region to it");
+  for (CLI::App* sub : {replace, add}) {
+    sub->add_option("mirror", mirror, "the mirror: its device-mapper name, or its log's uuid")
+        ->required();
+    sub->add_option("device", new_leg, "the new leg: a path that names it on every node")
+        ->required();
+    sub->add_option("--offset", offset, "sectors into the new device where the data starts")
+        ->capture_default_str();
+    sub->add_option("--socket", socket, "clogd's control socket")->capture_default_str();
+    sub->add_option("--timeout", timeout_s, "seconds to wait for every node's answer")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+  }
+  replace->add_option("--leg", leg, "the leg's index in the table (default: the failed leg)")
+      ->check(CLI::NonNegativeNumber);
+
   CLI11_PARSE(app, argc, argv);
   if (*inspect) return Inspect(device, inspect_json);
+  if (*replace || *add) {
+    std::optional<uint32_t> which;
+    if (*replace && leg >= 0) which = static_cast<uint32_t>(leg);
+    return ChangeLeg(socket, mirror, new_leg, which, offset, bool(*add), timeout_s);
+  }
   if (*status)
     return watch ? Watch(socket, interval, count, status_json) : ShowStatus(socket, status_json);
   return ShowNodes(socket, nodes_json);

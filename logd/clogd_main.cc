@@ -116,6 +116,18 @@ int main(int argc, char** argv) {
   control.node = report_node;
   control.slot_reader = clogd::logd::PeekLogDeviceSlots;
   control.log = log.AsLogFn();
+  control.replace_leg = [&clogd_daemon](const std::string& uuid,
+                                        const clogd::logd::ClusterLog::LegReplacement& change,
+                                        std::function<void(clogd::Status)> done) {
+    clogd::logd::LogEngine* engine = clogd_daemon.engine();
+    clogd::logd::ClusterLog* cluster_log = engine == nullptr ? nullptr : engine->FindCluster(uuid);
+    if (cluster_log == nullptr) {
+      done(clogd::NotFound("this clogd serves no clustered log " + uuid +
+                           " (clogctl status lists the logs it serves)"));
+      return;
+    }
+    cluster_log->ReplaceLeg(change, std::move(done));
+  };
   control.watch = [&loop = clogd_daemon.loop(), &control_ptr, &log](int fd, uint32_t events) {
     if (events == 0) {
       loop.Unwatch(fd);
@@ -127,8 +139,9 @@ int main(int argc, char** argv) {
     });
     if (!s.ok()) log.Write(clogd::logd::Severity::kWarning, "control socket: " + s.ToString());
   };
-  clogd::logd::ControlServer control_server([&clogd_daemon] { return clogd_daemon.engine(); },
-                                            std::move(control));
+  clogd::logd::ControlServer control_server(
+      [&clogd_daemon]() -> const clogd::logd::LogEngine* { return clogd_daemon.engine(); },
+      std::move(control));
   control_ptr = &control_server;
   if (!control_socket.empty()) {
     if (clogd::Status s = control_server.Listen(); !s.ok()) {

@@ -16,6 +16,34 @@ namespace {
 constexpr uint64_t kLegRetryUs = 2'000'000;  // after an abort or a refused proposal
 }  // namespace
 
+LegChange ClusterLog::LegTx::Change() const {
+  LegChange c;
+  c.legs = legs;
+  if (leg != kNoLeg) c.remove = leg;
+  if (replace) {
+    c.add_device = device;
+    c.add_offset = offset;
+  }
+  return c;
+}
+
+std::optional<std::string> ClusterLog::LegProposalRefusal(uint32_t epoch, uint32_t legs) const {
+  // One at a time; and not while members may still be joining (one that has not got
+  // the state yet would drop the proposal and never vote).
+  if (leg_tx_) return "another leg change is under way";
+  if (!round_.decided) return "members are joining";
+  if (epoch != state_.leg_epoch || (state_.CurrentLegs() != 0 && legs != state_.CurrentLegs())) {
+    return "the mirror's legs changed since it was proposed";
+  }
+  if (!state_.absent.empty()) {
+    // A member's daemon is gone while its kernel runs: it cannot reload, and its kernel
+    // could go on using the legs the others change.
+    return "node " + std::to_string(*state_.absent.begin()) +
+           "'s clogd is gone while its kernel runs";
+  }
+  return std::nullopt;
+}
+
 bool ClusterLog::KernelOpAllowed(bool rearm) const {
   if (leg_op_in_flight_) return false;
   if (rearm) return prepared_tx_ == 0;  // its resume would make the loaded table live
@@ -104,8 +132,8 @@ void ClusterLog::OnLegHealth(const Result<LegHealth>& health) {
       two_leg_warned_ = health->legs;
       Log(Severity::kError,
           "leg " + std::to_string(leg) + " of the mirror failed, but a mirror keeps at least 2 " +
-              "legs (dm-raid1): its writes stay held until the mirror is converted (lvconvert " +
-              "--repair) or the leg is back");
+              "legs (dm-raid1): its writes stay held until a new leg replaces it (clogctl " +
+              "replace-leg) or the leg is back");
     }
     return;
   }
@@ -113,7 +141,7 @@ void ClusterLog::OnLegHealth(const Result<LegHealth>& health) {
   Log(Severity::kWarning, "leg " + std::to_string(leg) + " of " + std::to_string(health->legs) +
                               " failed here: proposing its removal on every node");
   leg_proposed_ = true;
-  Send(LegRemovalMsg{tx, leg, health->legs});
+  Send(LegRemovalMsg{tx, leg, health->legs, state_.leg_epoch});
 }
 
 void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
@@ -131,10 +159,7 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
     });
   };
   if (leg_tx_ || !round_.decided) {
-    // One at a time; and not while members may still be joining (one that has not got
-    // the state yet would drop the proposal and never vote).
-    Log(Severity::kInfo,
-        what + " set aside: " + (leg_tx_ ? "another removal is under way" : "members are joining"));
+    Log(Severity::kInfo, what + " set aside: " + *LegProposalRefusal(m.epoch, m.legs));
     if (from == me_) retry();
     return;
   }
@@ -144,29 +169,28 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
     // elsewhere are let through once those end, and its suspend drains (clog-sim --seed
     // 868 --nodes 5 --legs 4: told "recovering" while others went on copying, they kept
     // its suspend from ever finishing).
-    leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {from}, true};
+    leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {from}, true, false, "", 0};
     Log(Severity::kWarning, what + ": node " + std::to_string(from) +
                                 " catches up with a removal the cluster made; no copy starts "
                                 "until it has");
-    if (from == me_) PrepareLocal(m.tx, m.leg, m.legs);
+    if (from == me_) PrepareLocal(m.tx, leg_tx_->Change());
     return;
   }
-  if (m.legs <= 2 || (state_.CurrentLegs() != 0 && m.legs != state_.CurrentLegs())) {
-    // Proposed against a table that a removal committed since has changed.
+  if (m.legs <= 2) {
     if (from == me_) retry();
     return;
   }
-  if (!state_.absent.empty()) {
-    // A member's daemon is gone while its kernel runs: it cannot reload, and its kernel
-    // could go on reading the leg the others drop.
-    Log(Severity::kWarning, what + " waits: node " + std::to_string(*state_.absent.begin()) +
-                                "'s clogd is gone while its kernel runs");
+  if (auto refused = LegProposalRefusal(m.epoch, m.legs)) {
+    // Proposed against a table that a change committed since has reshaped, or a member
+    // cannot reload now.
+    Log(Severity::kWarning, what + " waits: " + *refused);
     if (from == me_) retry();
     return;
   }
-  leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {state_.members.begin(), state_.members.end()}};
+  leg_tx_ = LegTx{m.tx,  from,  m.leg, m.legs, {state_.members.begin(), state_.members.end()},
+                  false, false, "",    0};
   Log(Severity::kWarning, what + ": suspending and loading the table without it on every node");
-  PrepareLocal(m.tx, m.leg, m.legs);
+  PrepareLocal(m.tx, leg_tx_->Change());
 }
 
 void ClusterLog::OnLegVote(NodeId from, const LegVoteMsg& m) {
@@ -183,13 +207,21 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   const LegTx tx = *leg_tx_;
   leg_tx_.reset();
   const std::string leg = "leg " + std::to_string(tx.leg) + " of " + std::to_string(tx.legs);
-  if (commit && tx.catch_up) {
+  if (tx.replace) {
+    if (commit) {
+      CommitReplacement(tx);
+    } else {
+      Log(Severity::kWarning, "replacement by " + tx.device + " aborted: " + why);
+      AnswerReplacement(tx.tx, Busy("the replacement was aborted (nothing changed): " + why));
+    }
+  } else if (commit && tx.catch_up) {
     Log(Severity::kWarning,
         "node " + std::to_string(tx.proposer) + " caught up: " + leg + " removed there too");
   } else if (commit) {
     legs_unrecoverable_ = false;  // the tables without the leg can copy again
     if (state_.first_legs == 0) state_.first_legs = tx.legs;
     state_.removed_legs.push_back(tx.leg);
+    ++state_.leg_epoch;
     Log(Severity::kWarning, leg + " removed on every node: the mirror has " +
                                 std::to_string(state_.CurrentLegs()) + " legs now");
   } else {
@@ -200,7 +232,7 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   } else if (preparing_tx_ == tx.tx) {
     early_decisions_[tx.tx] = commit;  // applied when the prepare is done
   }
-  if (!commit && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
+  if (!commit && !tx.replace && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
     leg_retry_scheduled_ = true;
     std::weak_ptr<bool> alive = alive_;
     options_.schedule(kLegRetryUs, [this, alive] {
@@ -211,22 +243,22 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   }
 }
 
-void ClusterLog::PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs) {
+void ClusterLog::PrepareLocal(uint64_t tx, const LegChange& change) {
   std::weak_ptr<bool> alive = alive_;
-  leg_ops_.push_back([this, alive, tx, leg, legs](std::function<void()> done) {
+  leg_ops_.push_back([this, alive, tx, change](std::function<void()> done) {
     const bool open = leg_tx_ && leg_tx_->tx == tx;
     if (!open) {  // aborted before its turn came
       done();
       return;
     }
     preparing_tx_ = tx;
-    options_.legs.prepare(uuid_, leg, legs, [this, alive, tx, done](Status s) {
+    options_.legs.prepare(uuid_, change, [this, alive, tx, change, done](Status s) {
       if (alive.expired() || !*alive.lock()) return;
       preparing_tx_ = 0;
       const bool still_open = leg_tx_ && leg_tx_->tx == tx;
       if (!s.ok()) {
         // The hook left the mirror as it was.
-        Log(Severity::kError, "cannot load the table without the leg here: " + s.ToString());
+        Log(Severity::kError, "cannot load the changed table here: " + s.ToString());
         early_decisions_.erase(tx);
         if (still_open && joined_) Send(LegVoteMsg{tx, false});
         done();
@@ -241,6 +273,13 @@ void ClusterLog::PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs) {
         early_decisions_.erase(early);
         FinishLocal(commit, true);
       } else if (still_open && joined_ && ready_) {
+        if (!change.add_device.empty() && disk() && state_.server == me_ && !device_failed_) {
+          // Before anyone may run the table with the empty leg, the device says every
+          // region is out of sync (PersistInSync), in case the whole cluster restarts.
+          replace_prepared_ = true;
+          pending_out_of_sync_ = true;
+          PersistInSync(true);
+        }
         Send(LegVoteMsg{tx, true});
       } else {
         FinishLocal(false, true);
@@ -273,6 +312,12 @@ void ClusterLog::FinishLocal(bool commit, bool next) {
     // hash, in-sync hint 0): it does what every rearm asked for so far would, and a
     // rearm right after it, on every node at once, would stop all recovery while writes
     // wait for it.
+    if (replace_prepared_) {
+      // Committed: the map is all out of sync now anyway. Aborted: the real one again.
+      replace_prepared_ = false;
+      pending_out_of_sync_ = true;
+      PersistInSync(true);
+    }
     options_.legs.finish(uuid_, commit, [this, alive, commit, done] {
       if (alive.expired() || !*alive.lock()) return;
       prepared_tx_ = 0;
@@ -306,7 +351,7 @@ void ClusterLog::CatchUpLegs(const LegHealth& health) {
   // next removal this table lacks.
   if (leg_tx_ || leg_proposed_ || leg_retry_scheduled_) return;
   leg_proposed_ = true;
-  Send(LegRemovalMsg{(uint64_t{me_} << 32) | next_leg_tx_++, leg, health.legs});
+  Send(LegRemovalMsg{(uint64_t{me_} << 32) | next_leg_tx_++, leg, health.legs, state_.leg_epoch});
 }
 
 bool ClusterLog::IsCatchUp(const LegRemovalMsg& m) const {

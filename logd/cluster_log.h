@@ -66,8 +66,21 @@ class ClusterLog : public ClusterHandler {
   const ClusterLogStats& stats() const { return stats_; }
   size_t pending_requests() const { return pending_.size(); }
   bool device_failed() const { return device_failed_; }
-  // A leg removal is open (proposed, not yet decided).
+  // A leg change (removal or replacement) is open (proposed, not yet decided).
   bool leg_removal_open() const { return leg_tx_.has_value(); }
+
+  // An operator's leg replacement (clogctl replace-leg / add-leg; CLUSTER.md "Leg
+  // replacement"): every node reloads its table without leg `leg` (none if nullopt) and
+  // with `device` (a path every node resolves itself) at sector `offset` as its new last
+  // leg, as one transaction; then every region is copied to it. `done` gets Ok at the
+  // commit (every node has the table loaded and resumes it), or why it was refused or
+  // aborted (nothing changed then).
+  struct LegReplacement {
+    std::optional<uint32_t> leg;
+    std::string device;
+    uint64_t offset = 0;
+  };
+  void ReplaceLeg(const LegReplacement& change, std::function<void(Status)> done);
   // The in-sync map and marks as this node would answer IN_SYNC / IS_CLEAN.
   bool AnswersInSync(RegionNo r) const { return state_.log.InSync(r); }
   bool AnswersClean(RegionNo r) const;
@@ -245,12 +258,18 @@ class ClusterLog : public ClusterHandler {
   struct LegTx {  // agreed: the same on every ready member
     uint64_t tx = 0;
     NodeId proposer = 0;
-    uint32_t leg = 0;
+    uint32_t leg = 0;  // kNoLeg: none removed (a replacement that only adds)
     uint32_t legs = 0;
     std::set<NodeId> awaiting;  // members whose yes has not been delivered
     // The proposer's table lags a removal the cluster recorded: only it reloads, and
     // nobody starts a copy meanwhile, so its suspend can drain (see OnLegRemoval).
     bool catch_up = false;
+    // A replacement (LEG_REPLACE): the new leg's device and offset.
+    bool replace = false;
+    std::string device;
+    uint64_t offset = 0;
+
+    LegChange Change() const;
   };
   // A failed write or copy (SET_REGION_SYNC 0): look at the legs, propose a removal.
   void CheckLegs();
@@ -262,8 +281,22 @@ class ClusterLog : public ClusterHandler {
   void OnLegRemoval(NodeId from, const LegRemovalMsg& m);
   void OnLegVote(NodeId from, const LegVoteMsg& m);
   void DecideLegTx(bool commit, const std::string& why);
+  // Replacement (cluster_leg_replace.cc).
+  void ProposeReplacement(const LegReplacement& change, const LegHealth& health,
+                          std::function<void(Status)> done);
+  void OnLegReplace(NodeId from, const LegReplaceMsg& m);
+  // Commit: the new leg holds nothing, so every region goes out of sync on every member.
+  void CommitReplacement(const LegTx& tx);
+  // The proposer's waiter for `tx`, if any, gets `s`.
+  void AnswerReplacement(uint64_t tx, const Status& s);
+  // Refusals of a proposal that every member reaches alike (the same agreed state).
+  std::optional<std::string> LegProposalRefusal(uint32_t epoch, uint32_t legs) const;
+  std::map<uint64_t, std::function<void(Status)>> replace_waiters_;  // by tx
+  // clustered-disk server: a replacement is prepared here, so the device's in-sync map is
+  // written as all out of sync (a whole-cluster restart must copy the new leg).
+  bool replace_prepared_ = false;
   // This node's side of a transaction, or a catch-up removal done alone.
-  void PrepareLocal(uint64_t tx, uint32_t leg, uint32_t legs);
+  void PrepareLocal(uint64_t tx, const LegChange& change);
   // next: before every queued kernel op (the mirror is suspended with a table loaded).
   void FinishLocal(bool commit, bool next);
   // A table with more legs than the cluster's record (a reload this node missed).

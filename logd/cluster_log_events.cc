@@ -2,6 +2,7 @@
 // (the announce round that follows is in cluster_log_join.cc), failure merges and the log
 // server's durable writes.
 #include <algorithm>
+#include <utility>
 
 #include "logd/cluster_log.h"
 #include "region/region_ranges.h"
@@ -120,6 +121,8 @@ void ClusterLog::Apply(const ClusterMsg& msg) {
           OnLegRemoval(from, m);
         } else if constexpr (std::is_same_v<T, LegVoteMsg>) {
           OnLegVote(from, m);
+        } else if constexpr (std::is_same_v<T, LegReplaceMsg>) {
+          OnLegReplace(from, m);
         } else if constexpr (std::is_same_v<T, AbsentMsg>) {
           if (state_.awaiting_absent.erase(m.node) > 0) {
             for (RegionNo r : m.regions) state_.busy[m.node].insert(r);
@@ -433,10 +436,12 @@ void ClusterLog::PersistInSync(bool force) {
       state_.log.SyncCount() != state_.log.nr_regions()) {
     return;
   }
-  // While marks may live only in memory (some member's device failed), a bootstrap from
+  // While marks may live only in memory (some member's device failed), or while a table
+  // with an empty new leg may be resumed (a replacement prepared here), a bootstrap from
   // the device must resync everything: it is told so by an all-out-of-sync map.
-  Status s = log_dev_->WriteInSync(
-      state_.device_suspect ? region::RegionBitmap(state_.log.nr_regions()) : state_.log.in_sync());
+  const bool distrust = state_.device_suspect || replace_prepared_;
+  Status s = log_dev_->WriteInSync(distrust ? region::RegionBitmap(state_.log.nr_regions())
+                                            : state_.log.in_sync());
   if (!s.ok()) {
     FailDevice(s);
     return;
@@ -450,6 +455,10 @@ void ClusterLog::OnTransportLost() {
   if (ready_) RetainBase();
   if (leg_tx_) DecideLegTx(false, "this node lost the cluster");
   leg_proposed_ = false;  // lost with the group, if not delivered
+  for (auto& [tx, done] : std::exchange(replace_waiters_, {})) {
+    // Had the others opened it, this node's departure aborts it there.
+    done(Busy("this node lost the cluster before the replacement was decided; nothing changed"));
+  }
   joined_ = false;
   ready_ = false;
   round_ = Round{};

@@ -1,11 +1,15 @@
 // Cluster message encode/decode. Type numbers are part of the wire format: never reuse
 // one. Payloads (all little-endian; region lists are u32 count + u64 each):
 //   1 ANNOUNCE    view_id u64, ready u8, quorate_view u64, base_history u64, base_version u64
-//   2 CHECKPOINT  view_id u64, for_node u32, chunk_index u32, chunk_count u32, byte count u32,
-//   bytes 3 MARKS       flush_id u64, marks list, clears list 4 OUT_OF_SYNC failed u32, slot u32,
-//   overflow u8, regions list 5 REPORT      failed u32, marked list 6 BUSY        flush_id u64,
-//   regions list 7 IDLE        regions list 8 CLAIM       region u64 9 DONE        region u64,
-//   in_sync u8
+//   2 CHECKPOINT  view_id u64, for_node u32, chunk_index u32, chunk_count u32,
+//                 byte count u32, bytes
+//   3 MARKS       flush_id u64, marks list, clears list
+//   4 OUT_OF_SYNC failed u32, slot u32, overflow u8, regions list
+//   5 REPORT      failed u32, marked list
+//   6 BUSY        flush_id u64, regions list
+//   7 IDLE        regions list
+//   8 CLAIM       region u64
+//   9 DONE        region u64, in_sync u8
 //  10 SLOT_FREED  node u32, slot u32
 //  11 ABSENT      node u32, regions list
 //  12 DELTA       view_id u64, for_node u32, base u8 (1 retained, 2 persisted),
@@ -13,8 +17,10 @@
 //                 now_out_of_sync list, state byte count u32, state bytes
 //  13 NEED_CHECKPOINT view_id u64
 //  14 DEVICE_FAILED (no payload)
-//  15 LEG_REMOVAL tx u64, leg u32, legs u32          [protocol 3]
-//  16 LEG_VOTE    tx u64, ok u8                      [protocol 3]
+//  15 LEG_REMOVAL tx u64, leg u32, legs u32, epoch u32     [protocol 3; epoch: 4]
+//  16 LEG_VOTE    tx u64, ok u8                            [protocol 3]
+//  17 LEG_REPLACE tx u64, epoch u32, leg u32 (0xFFFFFFFF: none), legs u32, offset u64,
+//                 device byte count u32, device bytes       [protocol 4]
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -42,6 +48,7 @@ enum : uint16_t {
   kDeviceFailed = 14,
   kLegRemoval = 15,
   kLegVote = 16,
+  kLegReplace = 17,
 };
 
 struct TypeOf {
@@ -61,6 +68,7 @@ struct TypeOf {
   uint16_t operator()(const DeviceFailedMsg&) const { return kDeviceFailed; }
   uint16_t operator()(const LegRemovalMsg&) const { return kLegRemoval; }
   uint16_t operator()(const LegVoteMsg&) const { return kLegVote; }
+  uint16_t operator()(const LegReplaceMsg&) const { return kLegReplace; }
 };
 
 struct PayloadWriter {
@@ -128,10 +136,19 @@ struct PayloadWriter {
     w.U64(m.tx);
     w.U32(m.leg);
     w.U32(m.legs);
+    w.U32(m.epoch);
   }
   void operator()(const LegVoteMsg& m) const {
     w.U64(m.tx);
     w.U8(m.ok ? 1 : 0);
+  }
+  void operator()(const LegReplaceMsg& m) const {
+    w.U64(m.tx);
+    w.U32(m.epoch);
+    w.U32(m.leg);
+    w.U32(m.legs);
+    w.U64(m.offset);
+    w.Bytes(std::span(reinterpret_cast<const uint8_t*>(m.device.data()), m.device.size()));
   }
 };
 
@@ -237,6 +254,7 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.tx = r.U64();
       m.leg = r.U32();
       m.legs = r.U32();
+      m.epoch = r.U32();
       if (r.ok() && m.leg >= m.legs) {
         return Corrupt("LEG_REMOVAL of leg " + std::to_string(m.leg) + " of " +
                        std::to_string(m.legs));
@@ -248,6 +266,21 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.tx = r.U64();
       m.ok = r.Bool();
       return ClusterBody(m);
+    }
+    case kLegReplace: {
+      LegReplaceMsg m;
+      m.tx = r.U64();
+      m.epoch = r.U32();
+      m.leg = r.U32();
+      m.legs = r.U32();
+      m.offset = r.U64();
+      const std::vector<uint8_t> device = r.Bytes();
+      m.device.assign(device.begin(), device.end());
+      if (r.ok() && (m.device.empty() || (m.leg != kNoLeg && m.leg >= m.legs))) {
+        return Corrupt("LEG_REPLACE of leg " + std::to_string(m.leg) + " of " +
+                       std::to_string(m.legs) + " by \"" + m.device + "\"");
+      }
+      return ClusterBody(std::move(m));
     }
     default:
       return Corrupt("unknown cluster message type " + std::to_string(type));
@@ -261,7 +294,7 @@ const char* ClusterMsgName(const ClusterBody& body) {
       "?",           "ANNOUNCE", "CHECKPOINT", "MARKS",           "OUT_OF_SYNC",
       "REPORT",      "BUSY",     "IDLE",       "CLAIM",           "DONE",
       "SLOT_FREED",  "ABSENT",   "DELTA",      "NEED_CHECKPOINT", "DEVICE_FAILED",
-      "LEG_REMOVAL", "LEG_VOTE"};
+      "LEG_REMOVAL", "LEG_VOTE", "LEG_REPLACE"};
   return kNames[std::visit(TypeOf{}, body)];
 }
 

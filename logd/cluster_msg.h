@@ -24,7 +24,8 @@ using region::NodeId;
 using region::RegionNo;
 
 inline constexpr uint32_t kClusterMsgMagic = 0x4D474C43;  // "CLGM"
-inline constexpr uint16_t kClusterProtocolVersion = 3;    // 2: rejoin deltas; 3: leg removal
+// 2: rejoin deltas; 3: leg removal; 4: leg replacement (LEG_REPLACE, leg epochs)
+inline constexpr uint16_t kClusterProtocolVersion = 4;
 inline constexpr size_t kClusterHeaderSize = 24;
 
 // After every membership change each member says whether it holds the log state, and the
@@ -120,14 +121,31 @@ struct AbsentMsg {
 };
 // A leg of the mirror failed on the sender's node: remove leg `leg` (its index in the
 // table) from every node's table of `legs` legs, as one transaction (CLUSTER.md "Leg
-// removal"). `tx` is the sender's id for it (node << 32 | counter).
+// removal"). `tx` is the sender's id for it (node << 32 | counter). `epoch` is the
+// state's leg epoch the sender saw (ClusterState::leg_epoch): a proposal made against a
+// table that a change committed since has reshaped is set aside.
 struct LegRemovalMsg {
   uint64_t tx = 0;
   uint32_t leg = 0;
   uint32_t legs = 0;
+  uint32_t epoch = 0;
 };
-// A member's answer to LEG_REMOVAL `tx`: its mirror is suspended with the table without
-// the leg loaded (ok), or it cannot be (the transaction aborts).
+inline constexpr uint32_t kNoLeg = 0xFFFFFFFF;
+// An operator's request (clogctl replace-leg / add-leg): reload every node's table of
+// `legs` legs without leg `leg` (kNoLeg: none) and with `device` (a path every node
+// resolves itself: shared storage may have other device numbers there) at sector
+// `offset` as its new last leg; the new leg holds nothing yet, so every region goes out
+// of sync and is copied. One transaction, like LEG_REMOVAL (CLUSTER.md "Leg replacement").
+struct LegReplaceMsg {
+  uint64_t tx = 0;
+  uint32_t epoch = 0;
+  uint32_t leg = kNoLeg;
+  uint32_t legs = 0;
+  uint64_t offset = 0;
+  std::string device;
+};
+// A member's answer to LEG_REMOVAL or LEG_REPLACE `tx`: its mirror is suspended with the
+// new table loaded (ok), or it cannot be (the transaction aborts).
 struct LegVoteMsg {
   uint64_t tx = 0;
   bool ok = false;
@@ -136,7 +154,7 @@ struct LegVoteMsg {
 using ClusterBody =
     std::variant<AnnounceMsg, CheckpointMsg, MarksMsg, OutOfSyncMsg, ReportMsg, BusyMsg, IdleMsg,
                  ClaimMsg, DoneMsg, SlotFreedMsg, AbsentMsg, DeltaMsg, NeedCheckpointMsg,
-                 DeviceFailedMsg, LegRemovalMsg, LegVoteMsg>;
+                 DeviceFailedMsg, LegRemovalMsg, LegVoteMsg, LegReplaceMsg>;
 
 struct ClusterMsg {
   NodeId sender = 0;

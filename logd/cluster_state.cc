@@ -8,6 +8,7 @@
 //   absent (u32 list), awaiting_absent (u32 list), busy (u32 count, {node u32, list}),
 //   awaiting_reports (u32 count, {failed u32, u32 list}),
 //   first_legs u32, removed legs (u32 count, u32 each)   [protocol 3]
+//   leg_epoch u32                                          [protocol 4]
 #include "logd/cluster_state.h"
 
 #include <algorithm>
@@ -114,6 +115,7 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   w.U32(first_legs);
   w.U32(static_cast<uint32_t>(removed_legs.size()));
   for (uint32_t leg : removed_legs) w.U32(leg);
+  w.U32(leg_epoch);
   return w.Take();
 }
 
@@ -190,6 +192,7 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
   if (r.ok() && (nremoved > s.first_legs || (s.first_legs != 0 && s.first_legs - nremoved < 2))) {
     r.Fail(std::to_string(nremoved) + " legs removed of " + std::to_string(s.first_legs));
   }
+  s.leg_epoch = r.U32();
   if (!r.ok() || !r.AtEnd()) return Corrupt("checkpoint: " + r.Problem());
   return s;
 }

@@ -61,9 +61,14 @@ struct ClusterState {
   std::map<NodeId, std::set<NodeId>> awaiting_reports;
   // Leg removals the cluster committed (CLUSTER.md "Leg removal"): the mirror's leg count
   // before the first one (0: none yet) and each removed leg's index in the table it was
-  // removed from, in order. A node whose table has more legs catches up.
+  // removed from, in order. A node whose table has more legs catches up. A committed
+  // replacement (CLUSTER.md "Leg replacement") starts this record again: first_legs is
+  // then the new leg count, and nothing is removed since.
   uint32_t first_legs = 0;
   std::vector<uint32_t> removed_legs;
+  // Counts the committed leg changes (removals and replacements, not catch-ups): a
+  // proposal names the epoch it saw, and one made against an older table is set aside.
+  uint32_t leg_epoch = 0;
   // The leg count every node's table has now (0: as loaded, never reconfigured).
   uint32_t CurrentLegs() const {
     return first_legs == 0 ? 0 : first_legs - static_cast<uint32_t>(removed_legs.size());

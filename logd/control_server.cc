@@ -204,6 +204,7 @@ void ControlServer::Adopt(int fd) {
 
 void ControlServer::AddClient(int fd) {
   Client& c = clients_[fd];
+  c.id = next_client_id_++;
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
@@ -232,11 +233,13 @@ void ControlServer::AddClient(int fd) {
 
 bool ControlServer::ReadFrom(int fd, Client& c) {
   if (c.close_after_write) return true;  // nothing more is read from a refused client
-  bool eof = false;
+  // Not watched for input once at its end: called again, the peer hung up or failed
+  // (epoll reports that regardless), and nobody is left to read a later answer.
+  if (c.eof) return false;
   char buf[4096];
   // Read only while there is room: a client that does not read its replies stops being
   // read from (its requests wait in the socket, not in our memory).
-  while (c.out.size() < kMaxPendingOutput) {
+  while (!c.eof && c.out.size() < kMaxPendingOutput && c.in.size() <= options_.max_request_bytes) {
     const ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -244,28 +247,14 @@ bool ControlServer::ReadFrom(int fd, Client& c) {
       return false;  // ECONNRESET and friends: the client is gone
     }
     if (n == 0) {
-      eof = true;
+      c.eof = true;
       break;
     }
     c.in.append(buf, static_cast<size_t>(n));
-    size_t start = 0;
-    for (size_t nl; (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1) {
-      std::string line = c.in.substr(start, nl - start);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
-      c.out += Handle(line) + "\n";
-    }
-    c.in.erase(0, start);
-    if (c.in.size() > options_.max_request_bytes) {
-      c.out += ErrorLine("request longer than " + std::to_string(options_.max_request_bytes) +
-                         " bytes without a newline") +
-               "\n";
-      c.in.clear();
-      c.close_after_write = true;
-      return true;
-    }
+    AnswerLines(fd, c);
+    if (c.close_after_write) return true;
   }
-  if (eof) {
+  if (c.eof && !c.awaiting) {
     // A request cut short by the client's exit is dropped; answers already owed are
     // still written (a client may half-close after its request).
     c.in.clear();
@@ -273,6 +262,98 @@ bool ControlServer::ReadFrom(int fd, Client& c) {
     c.close_after_write = true;
   }
   return true;
+}
+
+void ControlServer::AnswerLines(int fd, Client& c) {
+  size_t start = 0;
+  for (size_t nl; !c.awaiting && (nl = c.in.find('\n', start)) != std::string::npos;
+       start = nl + 1) {
+    std::string line = c.in.substr(start, nl - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+    if (line.find("\"replace-leg\"") != std::string::npos) {
+      if (auto error = StartReplaceLeg(fd, c, line)) c.out += *error + "\n";
+      continue;
+    }
+    c.out += Handle(line) + "\n";
+  }
+  c.in.erase(0, start);
+  if (!c.awaiting && c.in.size() > options_.max_request_bytes) {
+    c.out += ErrorLine("request longer than " + std::to_string(options_.max_request_bytes) +
+                       " bytes without a newline") +
+             "\n";
+    c.in.clear();
+    c.close_after_write = true;
+  }
+}
+
+std::optional<std::string> ControlServer::StartReplaceLeg(int fd, Client& c,
+                                                          const std::string& line) {
+  const json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  auto cmd = req.is_object() ? req.find("cmd") : req.end();
+  if (!req.is_object() || cmd == req.end() || *cmd != "replace-leg") return Handle(line);
+  auto log = req.find("log");
+  if (log == req.end() || !log->is_string() || log->get<std::string>().empty()) {
+    return ErrorLine("bad request: replace-leg needs \"log\", the log's uuid");
+  }
+  auto device = req.find("device");
+  if (device == req.end() || !device->is_string() || device->get<std::string>().empty()) {
+    return ErrorLine("bad request: replace-leg needs \"device\", the new leg (a path)");
+  }
+  ClusterLog::LegReplacement change;
+  change.device = device->get<std::string>();
+  if (auto leg = req.find("leg"); leg != req.end() && !leg->is_null()) {
+    if (!leg->is_number_unsigned()) {
+      return ErrorLine("bad request: \"leg\" must be a leg's index in the table (0, 1, ...)");
+    }
+    change.leg = leg->get<uint32_t>();
+  }
+  if (auto offset = req.find("offset"); offset != req.end()) {
+    if (!offset->is_number_unsigned()) {
+      return ErrorLine("bad request: \"offset\" must be a sector count (0, 1, ...)");
+    }
+    change.offset = offset->get<uint64_t>();
+  }
+  if (!options_.replace_leg) return ErrorLine("this clogd cannot change legs");
+  const std::string uuid = log->get<std::string>();
+  c.awaiting = true;
+  std::weak_ptr<bool> alive = alive_;
+  const uint64_t id = c.id;
+  Log(Severity::kInfo, "replace-leg of log " + uuid + " asked on fd " + std::to_string(fd));
+  options_.replace_leg(uuid, change, [this, alive, id, uuid](Status s) {
+    if (alive.expired()) return;
+    if (!s.ok()) {
+      Answered(id, ErrorLine(s.message()));
+      return;
+    }
+    Answered(id, json{{"ok", true},
+                      {"log", uuid},
+                      {"message",
+                       "every node runs the new table; every region is being copied "
+                       "to the new leg (clogctl status --watch)"}}
+                     .dump(-1, ' ', false, json::error_handler_t::replace));
+  });
+  return std::nullopt;
+}
+
+void ControlServer::Answered(uint64_t client_id, const std::string& reply) {
+  for (auto& [fd, c] : clients_) {
+    if (c.id != client_id) continue;
+    c.awaiting = false;
+    c.out += reply + "\n";
+    AnswerLines(fd, c);  // the lines that waited behind it
+    if (c.eof && !c.awaiting) {
+      c.in.clear();
+      c.close_after_write = true;
+    }
+    const int client_fd = fd;
+    if (!WriteTo(client_fd, c)) {
+      Drop(client_fd);
+      return;
+    }
+    UpdateWatch(client_fd, c);
+    return;
+  }
 }
 
 bool ControlServer::WriteTo(int fd, Client& c) {
@@ -290,7 +371,9 @@ bool ControlServer::WriteTo(int fd, Client& c) {
 
 void ControlServer::UpdateWatch(int fd, Client& c) {
   uint32_t want = 0;
-  if (!c.close_after_write && c.out.size() < kMaxPendingOutput) want |= EPOLLIN;
+  if (!c.close_after_write && !c.eof && !c.awaiting && c.out.size() < kMaxPendingOutput) {
+    want |= EPOLLIN;
+  }
   if (!c.out.empty()) want |= EPOLLOUT;
   // A refused client with its error line still queued needs EPOLLOUT only; hang-ups are
   // reported by epoll regardless and arrive as OnReadable.
@@ -316,11 +399,17 @@ std::string ControlServer::Handle(const std::string& request_line) const {
   if (!req.is_object()) return ErrorLine("bad request: not a JSON object");
   auto cmd = req.find("cmd");
   if (cmd == req.end() || !cmd->is_string()) {
-    return ErrorLine("bad request: no \"cmd\" string (known commands: status, nodes)");
+    return ErrorLine("bad request: no \"cmd\" string (known commands: status, nodes, replace-leg)");
   }
   const std::string name = cmd->get<std::string>();
+  if (name == "replace-leg") {
+    return ErrorLine(
+        "replace-leg is answered later: send it on a connection (clogctl "
+        "replace-leg)");
+  }
   if (name != "status" && name != "nodes") {
-    return ErrorLine("unknown command \"" + name + "\" (known commands: status, nodes)");
+    return ErrorLine("unknown command \"" + name +
+                     "\" (known commands: status, nodes, replace-leg)");
   }
   const LogEngine* engine = engine_();
   if (engine == nullptr) {

@@ -10,8 +10,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "logd/cluster_log.h"
 #include "logd/log_engine.h"
 #include "logd/status_report.h"
 #include "region/status.h"
@@ -33,6 +36,12 @@ struct ControlOptions {
   // Reads a clustered-disk log device for other members' slots on a full `status`
   // request. Empty: those marks are reported as not known here.
   SlotReader slot_reader;
+  // Carries out a `replace-leg` request on the clustered log `uuid` (the daemon hands it
+  // to that log's ClusterLog::ReplaceLeg); `done` gets the outcome, later, on the loop.
+  // Empty: the command is refused.
+  std::function<void(const std::string& uuid, const ClusterLog::LegReplacement& change,
+                     std::function<void(Status)> done)>
+      replace_leg;
   LogFn log;  // may be empty
   size_t max_clients = 16;
   size_t max_request_bytes = 64 * 1024;
@@ -64,16 +73,28 @@ class ControlServer {
   int listen_fd() const { return listen_fd_; }
   size_t client_count() const { return clients_.size(); }
 
-  // The reply line (without newline) for one request line; exposed for tests.
+  // The reply line (without newline) for one request line that is answered at once;
+  // exposed for tests. (replace-leg is answered later: see ReadFrom.)
   std::string Handle(const std::string& request_line) const;
 
  private:
   struct Client {
+    uint64_t id = 0;  // tells a later answer's client from one that reuses its fd
     std::string in;   // bytes received, not yet a complete line
     std::string out;  // reply bytes not yet written
     bool close_after_write = false;
+    bool eof = false;
+    // A request of this client is answered later (replace-leg): the lines after it wait,
+    // so that replies keep the order of the requests.
+    bool awaiting = false;
     uint32_t watched = 0;  // events the loop watches for this fd
   };
+
+  // Answers the complete lines in c.in, up to one that is answered later.
+  void AnswerLines(int fd, Client& c);
+  // Starts a replace-leg request (its answer comes to Answered); or its error line now.
+  std::optional<std::string> StartReplaceLeg(int fd, Client& c, const std::string& line);
+  void Answered(uint64_t client_id, const std::string& reply);
 
   void Accept();
   void AddClient(int fd);
@@ -95,6 +116,8 @@ class ControlServer {
   dev_t path_dev_ = 0;
   ino_t path_ino_ = 0;
   std::map<int, Client> clients_;
+  uint64_t next_client_id_ = 1;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The production SlotReader: opens the device (path or major:minor) and reads the slots

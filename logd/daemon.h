@@ -69,6 +69,7 @@ class Daemon {
 
   EventLoop& loop() { return loop_; }
   const LogEngine* engine() const { return engine_.get(); }
+  LogEngine* engine() { return engine_.get(); }
   size_t held_requests() const { return held_.size(); }
 
  private:

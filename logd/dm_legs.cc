@@ -1,7 +1,13 @@
-// Leg removal through libdevmapper (see dm_legs.h). Blocking: the DmRearmer's worker runs it.
+// Leg changes through libdevmapper (see dm_legs.h). Blocking: the DmRearmer's worker runs
+// them.
 #include "logd/dm_legs.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "dmtable/mirror_table.h"
 
@@ -58,20 +64,87 @@ Expected<MirrorLegs> ReadLegs(DeviceMapper& dm, const std::string& uuid) {
   return TableError{found->device + ": its status has no mirror line"};
 }
 
-Expected<std::string> PrepareLegRemoval(DeviceMapper& dm, const std::string& uuid, uint32_t leg,
-                                        uint32_t legs) {
+Expected<ReplaceTarget> FindReplaceTarget(DeviceMapper& dm, const std::string& mirror,
+                                          std::optional<uint32_t> leg, bool add) {
+  ReplaceTarget out;
+  if (auto table = dm.Table(mirror); table.ok()) {
+    for (const DmTarget& t : *table) {
+      if (auto uuid = dmtable::MirrorLogUuid(t)) {
+        out.uuid = std::string(*uuid);
+        break;
+      }
+    }
+    if (out.uuid.empty()) {
+      return TableError{mirror + " is not a mirror with a clustered (userspace) log"};
+    }
+  } else {
+    out.uuid = mirror;  // a log uuid?
+  }
+  auto legs = ReadLegs(dm, out.uuid);
+  if (!legs.ok()) {
+    return TableError{"no device-mapper device named " + mirror + ", and " + legs.error().message};
+  }
+  out.device = legs->device;
+  out.legs = legs->legs;
+  if (add) return out;
+  if (leg) {
+    if (*leg >= legs->legs) {
+      return TableError{out.device + " has " + std::to_string(legs->legs) + " legs (0 to " +
+                        std::to_string(legs->legs - 1) + "): there is no leg " +
+                        std::to_string(*leg)};
+    }
+    out.leg = leg;
+    return out;
+  }
+  if (legs->failed.size() != 1) {
+    std::string failed;
+    for (uint32_t l : legs->failed) failed += (failed.empty() ? "" : ", ") + std::to_string(l);
+    return TableError{out.device + (legs->failed.empty()
+                                        ? ": no leg has failed; name the leg to replace "
+                                          "(--leg N), or add a leg (clogctl add-leg)"
+                                        : ": legs " + failed + " failed; name one (--leg N)")};
+  }
+  out.leg = legs->failed.front();
+  return out;
+}
+
+Expected<std::string> BlockDeviceNumber(const std::string& device) {
+  if (device.empty()) return TableError{"no device named for the new leg"};
+  if (device.front() != '/') return device;  // major:minor (WithLeg checks its form)
+  struct stat st {};
+  if (stat(device.c_str(), &st) != 0) {
+    return TableError{"new leg " + device + ": " + std::strerror(errno)};
+  }
+  if (!S_ISBLK(st.st_mode)) return TableError{"new leg " + device + " is not a block device"};
+  return std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+}
+
+Expected<std::string> PrepareLegChange(DeviceMapper& dm, const std::string& uuid,
+                                       const LegChange& change) {
   auto found = FindMirror(dm, uuid);
   if (!found.ok()) return found.error();
   DmTarget& target = found->table[found->target];
   auto mirror = dmtable::ParseParams(target.params);
   if (!mirror.ok()) return TableError{found->device + ": " + mirror.error().message};
-  if (mirror->legs.size() != legs || leg >= legs) {
+  if (mirror->legs.size() != change.legs || (change.remove && *change.remove >= change.legs)) {
     return TableError{found->device + " has " + std::to_string(mirror->legs.size()) +
-                      " legs, the removal was proposed for " + std::to_string(legs)};
+                      " legs, the change was proposed for " + std::to_string(change.legs)};
   }
-  auto without = dmtable::WithoutLeg(*mirror, mirror->legs[leg].device);
-  if (!without.ok()) return TableError{found->device + ": " + without.error().message};
-  target.params = dmtable::FormatParams(*without);
+  // The removal first (by index, so a leg that came back can replace itself), then the new
+  // leg last: never the resync source, which is the first leg.
+  dmtable::MirrorTable changed = *mirror;
+  if (change.remove) changed.legs.erase(changed.legs.begin() + *change.remove);
+  if (!change.add_device.empty()) {
+    auto number = BlockDeviceNumber(change.add_device);
+    if (!number.ok()) return number.error();
+    auto with = dmtable::WithLeg(changed, *number, change.add_offset);
+    if (!with.ok()) return TableError{found->device + ": " + with.error().message};
+    changed = std::move(*with);
+  }
+  if (auto bad = dmtable::Validate(changed)) {
+    return TableError{found->device + ": " + bad->message};
+  }
+  target.params = dmtable::FormatParams(changed);
   if (auto s = dm.Suspend(found->device, /*noflush=*/true); !s.ok()) return s.error();
   if (auto l = dm.Load(found->device, found->table); !l.ok()) {
     auto r = dm.Resume(found->device);  // as it was
@@ -80,7 +153,7 @@ Expected<std::string> PrepareLegRemoval(DeviceMapper& dm, const std::string& uui
   return found->device;
 }
 
-Expected<Done> FinishLegRemoval(DeviceMapper& dm, const std::string& uuid, bool commit) {
+Expected<Done> FinishLegChange(DeviceMapper& dm, const std::string& uuid, bool commit) {
   auto found = FindMirror(dm, uuid);
   if (!found.ok()) return found.error();
   auto info = dm.Info(found->device);

@@ -39,15 +39,25 @@ struct LegHealth {
   std::vector<uint32_t> failed;
 };
 
-// What a log daemon does to the local mirror of a log for a leg removal. Each runs off the
+// A reload of the local mirror with other legs: leg `remove` of its `legs` legs dropped
+// (none if nullopt), and `add_device` (a path or major:minor; none if empty) at sector
+// `add_offset` appended as the new last leg.
+struct LegChange {
+  uint32_t legs = 0;
+  std::optional<uint32_t> remove;
+  std::string add_device;
+  uint64_t add_offset = 0;
+};
+
+// What a log daemon does to the local mirror of a log for a leg change. Each runs off the
 // daemon's loop (the calls block in the kernel, which asks this daemon meanwhile) and calls
 // back on it; one at a time per log.
 struct LegHooks {
   std::function<void(const std::string& uuid, std::function<void(Result<LegHealth>)> done)> inspect;
-  // Phase 1: suspend the mirror (noflush: held writes stay held) and load its table without
-  // leg `leg` as the inactive table, after checking the live table has `legs` legs. On an
-  // error the mirror is left as it was (resumed, nothing loaded).
-  std::function<void(const std::string& uuid, uint32_t leg, uint32_t legs,
+  // Phase 1: suspend the mirror (noflush: held writes stay held) and load its table with
+  // the change as the inactive table, after checking the live table has `change.legs`
+  // legs. On an error the mirror is left as it was (resumed, nothing loaded).
+  std::function<void(const std::string& uuid, const LegChange& change,
                      std::function<void(Status)> done)>
       prepare;
   // Phase 2: resume the loaded table (commit), or drop it and resume the old one (abort).

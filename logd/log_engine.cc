@@ -47,6 +47,11 @@ const ClusterLog* LogEngine::FindCluster(const std::string& uuid) const {
   return it == clusters_.end() ? nullptr : it->second.get();
 }
 
+ClusterLog* LogEngine::FindCluster(const std::string& uuid) {
+  auto it = clusters_.find(uuid);
+  return it == clusters_.end() ? nullptr : it->second.get();
+}
+
 std::vector<const ClusterLog*> LogEngine::ClusterLogs() const {
   std::vector<const ClusterLog*> out;
   for (const auto& [uuid, log] : clusters_) out.push_back(log.get());

@@ -47,6 +47,7 @@ class LogEngine {
 
   size_t LogCount() const { return logs_.size() + cluster_luids_.size(); }
   const ClusterLog* FindCluster(const std::string& uuid) const;
+  ClusterLog* FindCluster(const std::string& uuid);
   std::vector<const ClusterLog*> ClusterLogs() const;
   const LocalLog* Find(uint64_t luid) const;
   std::vector<const LocalLog*> Logs() const;

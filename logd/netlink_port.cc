@@ -189,23 +189,27 @@ LegHooks NetlinkPort::Legs() {
       });
     });
   };
-  hooks.prepare = [this](const std::string& uuid, uint32_t leg, uint32_t legs,
+  hooks.prepare = [this](const std::string& uuid, const LegChange& change,
                          std::function<void(Status)> done) {
     if (!rearmer_) return done(Busy("the kernel port is not open"));
-    rearmer_->Run([uuid, leg, legs, done, log = log_](dmtable::DeviceMapper& dm) {
+    rearmer_->Run([uuid, change, done, log = log_](dmtable::DeviceMapper& dm) {
       const auto start = std::chrono::steady_clock::now();
-      auto device = PrepareLegRemoval(dm, uuid, leg, legs);
+      auto device = PrepareLegChange(dm, uuid, change);
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - start)
                           .count();
-      return std::function<void()>([device, leg, done, log, ms] {
+      return std::function<void()>([device, change, done, log, ms] {
         if (!device.ok()) return done(IoError(device.error().message));
         if (log) {
           // The time tells a slow suspend (it waits for the kernel's copies in flight)
           // from a slow vote.
-          log(Severity::kInfo, *device + ": suspended (noflush) with its table without leg " +
-                                   std::to_string(leg) + " loaded in " + std::to_string(ms) +
-                                   " ms");
+          std::string what;
+          if (change.remove) what = " without leg " + std::to_string(*change.remove);
+          if (!change.add_device.empty()) {
+            what += (what.empty() ? " with " : " and with ") + change.add_device;
+          }
+          log(Severity::kInfo, *device + ": suspended (noflush) with its table" + what +
+                                   " loaded in " + std::to_string(ms) + " ms");
         }
         done(Status::Ok());
       });
@@ -214,10 +218,10 @@ LegHooks NetlinkPort::Legs() {
   hooks.finish = [this](const std::string& uuid, bool commit, std::function<void()> done) {
     if (!rearmer_) return done();
     rearmer_->Run([uuid, commit, done, log = log_](dmtable::DeviceMapper& dm) {
-      auto finished = FinishLegRemoval(dm, uuid, commit);
+      auto finished = FinishLegChange(dm, uuid, commit);
       return std::function<void()>([finished, commit, uuid, done, log] {
         if (log && !finished.ok()) {
-          log(Severity::kError, std::string(commit ? "resuming the table without the leg"
+          log(Severity::kError, std::string(commit ? "resuming the table with the new legs"
                                                    : "dropping the loaded table") +
                                     " of log " + uuid + " failed: " + finished.error().message);
         }

@@ -73,15 +73,15 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
     });
   };
   // Waits (as libdevmapper's suspend would) for a suspend already under way.
-  auto prepare = std::make_shared<
-      std::function<void(const std::string&, uint32_t, uint32_t, std::function<void(Status)>)>>();
+  auto prepare = std::make_shared<std::function<void(const std::string&, const logd::LegChange&,
+                                                     std::function<void(Status)>)>>();
   *prepare = [later, kernel, leftover, weak = std::weak_ptr(prepare)](
-                 const std::string& uuid, uint32_t leg, uint32_t legs,
+                 const std::string& uuid, const logd::LegChange& change,
                  std::function<void(Status)> done) {
-    later([kernel, leftover, weak, uuid, leg, legs, done] {
+    later([kernel, leftover, weak, uuid, change, done] {
       MirrorModel* k = kernel(uuid);
       if (k != nullptr && (k->state() == MirrorState::kSuspending || leftover(uuid))) {
-        if (auto again = weak.lock()) (*again)(uuid, leg, legs, done);
+        if (auto again = weak.lock()) (*again)(uuid, change, done);
         return;
       }
       if (k == nullptr || k->state() != MirrorState::kRunning) {
@@ -90,12 +90,16 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
         return;
       }
       std::vector<int> table = k->table_legs();
-      if (table.size() != legs || leg >= legs) {
+      if (table.size() != change.legs || (change.remove && *change.remove >= change.legs)) {
         done(InvalidArgument("the table has " + std::to_string(table.size()) + " legs, not " +
-                             std::to_string(legs)));
+                             std::to_string(change.legs)));
         return;
       }
-      table.erase(table.begin() + leg);
+      if (change.remove) table.erase(table.begin() + *change.remove);
+      if (!change.add_device.empty()) {
+        done(InvalidArgument("the simulator adds no legs"));
+        return;
+      }
       Status s = k->PrepareReload(table, [k, done](bool loaded) {
         if (loaded) {
           done(Status::Ok());
@@ -106,9 +110,9 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
       if (!s.ok()) done(s);
     });
   };
-  hooks.prepare = [prepare](const std::string& uuid, uint32_t leg, uint32_t legs,
+  hooks.prepare = [prepare](const std::string& uuid, const logd::LegChange& change,
                             std::function<void(Status)> done) {
-    (*prepare)(uuid, leg, legs, std::move(done));
+    (*prepare)(uuid, change, std::move(done));
   };
   hooks.finish = [this, later, kernel](const std::string& uuid, bool commit,
                                        std::function<void()> done) {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "engine_fixture.h"
@@ -54,6 +55,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
         timers_[n].push_back(std::move(fn));
       };
     }
+    if (with_legs_) o.legs = LegHooksFor(n);
     node.engine =
         std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
     Send(n, DM_ULOG_CTR, CtrPayload(std::to_string(kRegions * 1024) + " " + Args() + " nosync"));
@@ -97,6 +99,65 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     cluster_.Run();
   }
 
+  // The mirror's legs on each node, as the leg hooks see and change them. A hook answers
+  // from RunAll, later, as the daemon's device-mapper thread would.
+  struct Mirror {
+    LegHealth health{2, {}};
+    bool fail_prepare = false;
+    std::vector<LegChange> prepared;
+    std::vector<bool> finished;  // commit?
+  };
+  LegHooks LegHooksFor(NodeId n) {
+    LegHooks hooks;
+    hooks.inspect = [this, n](const std::string&, std::function<void(Result<LegHealth>)> done) {
+      hook_answers_.push_back([this, n, done] { done(mirrors_[n].health); });
+    };
+    hooks.prepare = [this, n](const std::string&, const LegChange& change,
+                              std::function<void(Status)> done) {
+      hook_answers_.push_back([this, n, change, done] {
+        Mirror& m = mirrors_[n];
+        if (m.fail_prepare) return done(IoError("reload ioctl failed"));
+        m.prepared.push_back(change);
+        done(Status::Ok());
+      });
+    };
+    hooks.finish = [this, n](const std::string&, bool commit, std::function<void()> done) {
+      hook_answers_.push_back([this, n, commit, done] {
+        Mirror& m = mirrors_[n];
+        m.finished.push_back(commit);
+        if (commit && !m.prepared.empty()) {
+          const LegChange& c = m.prepared.back();
+          m.health.legs = c.legs - (c.remove ? 1 : 0) + (c.add_device.empty() ? 0 : 1);
+          m.health.failed.clear();
+        }
+        done();
+      });
+    };
+    return hooks;
+  }
+  // Runs the cluster and the hooks' answers until neither has anything left.
+  void RunAll() {
+    cluster_.Run();
+    while (!hook_answers_.empty()) {
+      auto fn = std::move(hook_answers_.front());
+      hook_answers_.pop_front();
+      fn();
+      cluster_.Run();
+    }
+  }
+  // Asks node n's log for a replacement and runs everything; returns its outcome.
+  std::optional<Status> Replace(NodeId n, std::optional<uint32_t> leg, const std::string& dev) {
+    std::optional<Status> outcome;
+    nodes_[n].engine->FindCluster("LVM-cluster")->ReplaceLeg({leg, dev, 0}, [&](Status s) {
+      outcome = s;
+    });
+    RunAll();
+    return outcome;
+  }
+
+  bool with_legs_ = false;
+  std::map<NodeId, Mirror> mirrors_;
+  std::deque<std::function<void()>> hook_answers_;
   std::map<NodeId, std::vector<std::function<void()>>> timers_;
   Devices devices_;
   region::MemoryDevice* shared_;  // the clustered-disk log device
@@ -315,6 +376,70 @@ TEST_P(ClusterLogTest, ARestartedDaemonTakesADeltaFromTheLogDeviceOrAFullCheckpo
   }
 }
 
+// An operator replaces the failed leg of a 2-leg mirror: every node loads the table with
+// the new leg last, the commit sets every region out of sync everywhere (the new leg holds
+// nothing), and the regions are then copied, each once.
+TEST_P(ClusterLogTest, AReplacedLegIsLoadedEverywhereThenEveryRegionIsCopiedToIt) {
+  with_legs_ = true;
+  for (NodeId n : {1u, 2u, 3u}) Start(n);
+  RunAll();
+  for (NodeId n : {1u, 2u, 3u}) mirrors_[n].health.failed = {0};
+  auto outcome = Replace(2, 0, "/dev/disk/by-id/new-leg");
+  ASSERT_TRUE(outcome.has_value()) << "no answer to the replacement";
+  EXPECT_TRUE(outcome->ok()) << outcome->ToString();
+  for (NodeId n : {1u, 2u, 3u}) {
+    ASSERT_EQ(mirrors_[n].prepared.size(), 1u) << "node " << n;
+    const LegChange& c = mirrors_[n].prepared[0];
+    EXPECT_EQ(c.legs, 2u);
+    EXPECT_EQ(c.remove, std::optional<uint32_t>(0));
+    EXPECT_EQ(c.add_device, "/dev/disk/by-id/new-leg");
+    EXPECT_EQ(mirrors_[n].finished, std::vector<bool>{true}) << "node " << n;
+    EXPECT_EQ(Log(n).state().CurrentLegs(), 2u);
+    EXPECT_EQ(Log(n).state().leg_epoch, 1u);
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), 0) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({7}))), 0) << "node " << n;
+  }
+  std::set<uint64_t> copied;
+  for (bool any = true; any;) {
+    any = false;
+    for (NodeId n : {1u, 2u, 3u}) {
+      auto [has, r] = Work(n);
+      if (!has) continue;
+      any = true;
+      EXPECT_TRUE(copied.insert(r).second) << "region " << r << " handed out twice";
+      std::vector<uint8_t> done = Regions({r});
+      auto one = S64Payload(1);
+      done.insert(done.end(), one.begin(), one.end());
+      EXPECT_EQ(Send(n, DM_ULOG_SET_REGION_SYNC, done).error, 0);
+    }
+  }
+  EXPECT_EQ(copied.size(), kRegions);
+  for (NodeId n : {1u, 2u, 3u})
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
+}
+
+TEST_P(ClusterLogTest, AReplacementOneNodeCannotLoadIsAbortedEverywhere) {
+  with_legs_ = true;
+  for (NodeId n : {1u, 2u, 3u}) Start(n);
+  RunAll();
+  mirrors_[3].fail_prepare = true;
+  auto outcome = Replace(1, std::nullopt, "/dev/sdz");
+  ASSERT_TRUE(outcome.has_value());
+  ASSERT_FALSE(outcome->ok());
+  EXPECT_NE(outcome->message().find("node 3 could not load"), std::string::npos)
+      << outcome->ToString();
+  for (NodeId n : {1u, 2u}) EXPECT_EQ(mirrors_[n].finished, std::vector<bool>{false});
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_EQ(Log(n).state().leg_epoch, 0u);
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions)) << "node " << n;
+  }
+  // Bad input is refused before anything is proposed.
+  auto bad = Replace(1, 5, "/dev/sdz");
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->message(), "the mirror has 2 legs (0 to 1): there is no leg 5");
+  EXPECT_EQ(mirrors_[1].prepared.size(), 1u);
+}
+
 TEST(ClusterMsgTest, DeltaAndNeedCheckpointRoundTripAndBadBaseIsRefused) {
   DeltaMsg d;
   d.view_id = 7;
@@ -366,16 +491,41 @@ TEST(ClusterMsgTest, LegRemovalAndVoteRoundTripAndABadLegIsRefused) {
       << bad.status().ToString();
 }
 
+TEST(ClusterMsgTest, LegReplaceRoundTripsAndAnEmptyDeviceIsRefused) {
+  LegReplaceMsg m;
+  m.tx = 9;
+  m.epoch = 2;
+  m.leg = 0;
+  m.legs = 2;
+  m.offset = 2048;
+  m.device = "/dev/disk/by-id/wwn-0x5000";
+  auto back = DecodeClusterMsg(EncodeClusterMsg(1, m));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_STREQ(ClusterMsgName(back->body), "LEG_REPLACE");
+  const auto& r = std::get<LegReplaceMsg>(back->body);
+  EXPECT_EQ(r.tx, 9u);
+  EXPECT_EQ(r.epoch, 2u);
+  EXPECT_EQ(r.leg, 0u);
+  EXPECT_EQ(r.offset, 2048u);
+  EXPECT_EQ(r.device, m.device);
+  m.device.clear();
+  auto bad = DecodeClusterMsg(EncodeClusterMsg(1, m));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("LEG_REPLACE of leg 0 of 2"), std::string::npos);
+}
+
 TEST(ClusterStateTest, CheckpointCarriesTheCommittedLegRemovals) {
   ClusterState s;
   s.log = region::LogState(16, 1024);
   s.first_legs = 4;
   s.removed_legs = {3, 0};
+  s.leg_epoch = 7;
   EXPECT_EQ(s.CurrentLegs(), 2u);
   auto back = ClusterState::DecodeCheckpoint(s.EncodeCheckpoint(), 16, 1024);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->first_legs, 4u);
   EXPECT_EQ(back->removed_legs, (std::vector<uint32_t>{3, 0}));
+  EXPECT_EQ(back->leg_epoch, 7u);
 
   s.removed_legs = {3, 0, 1};  // would leave one leg: no removal commits that
   auto bad = ClusterState::DecodeCheckpoint(s.EncodeCheckpoint(), 16, 1024);

@@ -97,6 +97,8 @@ TEST(MirrorHealthTest, ReadsOneLetterPerLeg) {
   }
 }
 
+LegChange Removal(uint32_t leg, uint32_t legs) { return LegChange{legs, leg, "", 0}; }
+
 TEST(DmLegsTest, ReadLegsFindsTheMirrorOfTheLogAndItsFailedLegs) {
   MemDm dm = ThreeLegMirror("ADA");
   auto legs = ReadLegs(dm, "LVM-x");
@@ -111,7 +113,7 @@ TEST(DmLegsTest, ReadLegsFindsTheMirrorOfTheLogAndItsFailedLegs) {
 
 TEST(DmLegsTest, PrepareLoadsTheTableWithoutTheLegThenCommitResumesIt) {
   MemDm dm = ThreeLegMirror("ADA");
-  auto device = PrepareLegRemoval(dm, "LVM-x", 1, 3);
+  auto device = PrepareLegChange(dm, "LVM-x", Removal(1, 3));
   ASSERT_TRUE(device.ok()) << device.error().message;
   EXPECT_EQ(*device, "vg-mirror");
   const std::vector<std::string> prepared = {
@@ -120,7 +122,7 @@ TEST(DmLegsTest, PrepareLoadsTheTableWithoutTheLegThenCommitResumesIt) {
       "handle_errors"};
   EXPECT_EQ(dm.calls, prepared);
   EXPECT_TRUE(dm.devs["vg-mirror"].suspended);
-  ASSERT_TRUE(FinishLegRemoval(dm, "LVM-x", /*commit=*/true).ok());
+  ASSERT_TRUE(FinishLegChange(dm, "LVM-x", /*commit=*/true).ok());
   EXPECT_EQ(dm.calls.back(), "resume vg-mirror");
   EXPECT_FALSE(dm.devs["vg-mirror"].suspended);
   EXPECT_EQ(dm.devs["vg-mirror"].live[0].params,
@@ -129,8 +131,8 @@ TEST(DmLegsTest, PrepareLoadsTheTableWithoutTheLegThenCommitResumesIt) {
 
 TEST(DmLegsTest, AbortClearsTheLoadedTableAndResumesTheOld) {
   MemDm dm = ThreeLegMirror("ADA");
-  ASSERT_TRUE(PrepareLegRemoval(dm, "LVM-x", 1, 3).ok());
-  ASSERT_TRUE(FinishLegRemoval(dm, "LVM-x", /*commit=*/false).ok());
+  ASSERT_TRUE(PrepareLegChange(dm, "LVM-x", Removal(1, 3)).ok());
+  ASSERT_TRUE(FinishLegChange(dm, "LVM-x", /*commit=*/false).ok());
   EXPECT_EQ(dm.calls[2], "clear vg-mirror");
   EXPECT_EQ(dm.calls[3], "resume vg-mirror");
   EXPECT_EQ(dm.devs["vg-mirror"].live[0].params, kThreeLegs);
@@ -139,13 +141,13 @@ TEST(DmLegsTest, AbortClearsTheLoadedTableAndResumesTheOld) {
 
 TEST(DmLegsTest, AWrongLegCountOrAFailedLoadLeavesTheMirrorAsItWas) {
   MemDm dm = ThreeLegMirror("ADA");
-  auto wrong = PrepareLegRemoval(dm, "LVM-x", 1, 4);
+  auto wrong = PrepareLegChange(dm, "LVM-x", Removal(1, 4));
   ASSERT_FALSE(wrong.ok());
-  EXPECT_EQ(wrong.error().message, "vg-mirror has 3 legs, the removal was proposed for 4");
+  EXPECT_EQ(wrong.error().message, "vg-mirror has 3 legs, the change was proposed for 4");
   EXPECT_TRUE(dm.calls.empty()) << "nothing is suspended for a table that does not match";
 
   dm.fail_load = true;
-  auto failed = PrepareLegRemoval(dm, "LVM-x", 1, 3);
+  auto failed = PrepareLegChange(dm, "LVM-x", Removal(1, 3));
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().message, "device-mapper: reload ioctl on vg-mirror failed");
   EXPECT_EQ(dm.calls.back(), "resume vg-mirror");
@@ -153,9 +155,53 @@ TEST(DmLegsTest, AWrongLegCountOrAFailedLoadLeavesTheMirrorAsItWas) {
   EXPECT_EQ(dm.devs["vg-mirror"].live[0].params, kThreeLegs);
 }
 
+TEST(DmLegsTest, AReplacementDropsTheLegAndAppendsTheNewOneLast) {
+  MemDm dm = ThreeLegMirror("DAA");  // the first leg, the resync source, failed
+  ASSERT_TRUE(PrepareLegChange(dm, "LVM-x", LegChange{3, 0, "253:9", 128}).ok());
+  EXPECT_EQ(dm.calls.back(),
+            "load vg-mirror: userspace 4 LVM-x clustered-disk 253:2 1024 3 253:4 0 253:5 0 "
+            "253:9 128 1 handle_errors");
+  ASSERT_TRUE(FinishLegChange(dm, "LVM-x", /*commit=*/true).ok());
+  EXPECT_FALSE(dm.devs["vg-mirror"].suspended);
+}
+
+TEST(DmLegsTest, ALegCanReplaceItselfAndATwoLegMirrorKeepsTwo) {
+  MemDm dm = ThreeLegMirror("AAA");
+  ASSERT_TRUE(PrepareLegChange(dm, "LVM-x", Removal(2, 3)).ok());
+  ASSERT_TRUE(FinishLegChange(dm, "LVM-x", /*commit=*/true).ok());
+  // A leg that came back after a transient failure is put back as a new (resynced) leg.
+  ASSERT_TRUE(PrepareLegChange(dm, "LVM-x", LegChange{2, 1, "253:4", 0}).ok());
+  ASSERT_TRUE(FinishLegChange(dm, "LVM-x", /*commit=*/true).ok());
+  EXPECT_EQ(dm.devs["vg-mirror"].live[0].params,
+            "userspace 4 LVM-x clustered-disk 253:2 1024 2 253:3 0 253:4 0 1 handle_errors");
+}
+
+TEST(DmLegsTest, ABadNewLegIsRefusedBeforeAnythingIsSuspended) {
+  MemDm dm = ThreeLegMirror("AAA");
+  struct Case {
+    LegChange change;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {LegChange{3, std::nullopt, "253:5", 0},
+       "vg-mirror: mirror table: device '253:5' is already leg 3"},
+      {LegChange{3, std::nullopt, "253:2", 0},
+       "vg-mirror: mirror table: device '253:2' is the log device"},
+      {LegChange{3, std::nullopt, "/nonexistent/leg", 0},
+       "new leg /nonexistent/leg: No such file or directory"},
+      {LegChange{3, std::nullopt, "/dev/null", 0}, "new leg /dev/null is not a block device"},
+  };
+  for (const Case& c : cases) {
+    auto r = PrepareLegChange(dm, "LVM-x", c.change);
+    ASSERT_FALSE(r.ok()) << c.change.add_device;
+    EXPECT_EQ(r.error().message, c.error);
+  }
+  EXPECT_TRUE(dm.calls.empty());
+}
+
 TEST(DmLegsTest, ALeftoverReloadIsDroppedAtStartAndOthersAreLeftAlone) {
   MemDm dm = ThreeLegMirror("ADA");
-  ASSERT_TRUE(PrepareLegRemoval(dm, "LVM-x", 1, 3).ok());  // then clogd was killed
+  ASSERT_TRUE(PrepareLegChange(dm, "LVM-x", Removal(1, 3)).ok());  // then clogd was killed
   // Someone else's suspended reload of a plain device is not ours to touch.
   dm.devs["vg-plain"].suspended = true;
   dm.devs["vg-plain"].inactive = {{0, 200, "linear", "8:16 0"}};

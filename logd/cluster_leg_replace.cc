@@ -1,0 +1,109 @@
+// Leg replacement: an operator's cluster-wide reload of a mirror with a new leg, without a
+// failed one or as an extra one (clogctl replace-leg / add-leg; CLUSTER.md "Leg
+// replacement"). It is the leg-removal transaction (cluster_leg_removal.cc) with another
+// table: every member suspends (noflush) and loads the table without the old leg and with
+// the new one last, then votes; the last yes commits everywhere, a no or a membership
+// change aborts everywhere. The new leg holds nothing, so at the commit every member sets
+// every region out of sync, and the mirrors copy them all to it (the first leg, never the
+// new one, is the source).
+#include "logd/cluster_log.h"
+
+namespace clogd::logd {
+
+void ClusterLog::ReplaceLeg(const LegReplacement& change, std::function<void(Status)> done) {
+  if (change.device.empty()) return done(InvalidArgument("no device named for the new leg"));
+  if (!options_.legs.enabled()) {
+    return done(
+        InvalidArgument("this clogd cannot reload mirror tables (no device-mapper access)"));
+  }
+  if (!serving()) {
+    return done(Busy("this node does not serve log " + uuid_ +
+                     " now (joining, or without quorum); try again when it does"));
+  }
+  if (leg_tx_) return done(Busy("a leg change of log " + uuid_ + " is under way; try again"));
+  std::weak_ptr<bool> alive = alive_;
+  options_.legs.inspect(uuid_, [this, alive, change, done](Result<LegHealth> health) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (!health.ok()) return done(health.status());
+    ProposeReplacement(change, *health, done);
+  });
+}
+
+void ClusterLog::ProposeReplacement(const LegReplacement& change, const LegHealth& health,
+                                    std::function<void(Status)> done) {
+  if (change.leg && *change.leg >= health.legs) {
+    return done(InvalidArgument("the mirror has " + std::to_string(health.legs) +
+                                " legs (0 to " + std::to_string(health.legs - 1) +
+                                "): there is no leg " + std::to_string(*change.leg)));
+  }
+  if (!change.leg && health.legs >= 9) {
+    return done(InvalidArgument("the mirror has 9 legs, dm-raid1's most: name a leg to replace"));
+  }
+  if (state_.CurrentLegs() != 0 && health.legs != state_.CurrentLegs()) {
+    return done(Busy("this node's table has " + std::to_string(health.legs) +
+                     " legs, the cluster's " + std::to_string(state_.CurrentLegs()) +
+                     ": it is catching up; try again"));
+  }
+  if (!serving()) return done(Busy("this node stopped serving log " + uuid_ + "; try again"));
+  const uint64_t tx = (uint64_t{me_} << 32) | next_leg_tx_++;
+  LegReplaceMsg m;
+  m.tx = tx;
+  m.epoch = state_.leg_epoch;
+  m.leg = change.leg.value_or(kNoLeg);
+  m.legs = health.legs;
+  m.offset = change.offset;
+  m.device = change.device;
+  replace_waiters_[tx] = std::move(done);
+  Send(m);
+}
+
+void ClusterLog::OnLegReplace(NodeId from, const LegReplaceMsg& m) {
+  std::string what = "replacement";
+  if (m.leg != kNoLeg) what += " of leg " + std::to_string(m.leg);
+  what += " of " + std::to_string(m.legs) + " by " + m.device + " (from node " +
+          std::to_string(from) + ")";
+  if (auto refused = LegProposalRefusal(m.epoch, m.legs)) {
+    Log(Severity::kWarning, what + " refused: " + *refused);
+    AnswerReplacement(m.tx, Busy("refused: " + *refused + "; nothing changed, try again"));
+    return;
+  }
+  leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {state_.members.begin(), state_.members.end()},
+                  false, true, m.device, m.offset};
+  Log(Severity::kWarning, what + ": suspending and loading the new table on every node");
+  PrepareLocal(m.tx, leg_tx_->Change());
+}
+
+void ClusterLog::CommitReplacement(const LegTx& tx) {
+  const uint32_t legs = tx.legs - (tx.leg == kNoLeg ? 0 : 1) + 1;
+  // The record of removals starts again from the new table (a node lagging behind it
+  // cannot catch up by removals), and a proposal made against the old one is stale.
+  state_.first_legs = legs;
+  state_.removed_legs.clear();
+  ++state_.leg_epoch;
+  legs_unrecoverable_ = false;
+  two_leg_warned_ = 0;
+  // Every kernel is suspended (its copies drained) with the new table loaded: no copy
+  // claimed before counts, and a late DONE of one (no owner now) changes nothing.
+  state_.recovery.Clear();
+  state_.log.MarkAllOutOfSync();
+  NoteInSyncReset();
+  pending_out_of_sync_ = true;
+  pending_to_sync_ = 0;
+  if (state_.server == me_) PersistInSync(true);
+  Log(Severity::kWarning, std::string(tx.leg == kNoLeg ? "" : "leg " + std::to_string(tx.leg) +
+                                                                   " replaced by ") +
+                              tx.device + (tx.leg == kNoLeg ? " added" : "") +
+                              " on every node: the mirror has " + std::to_string(legs) +
+                              " legs now, and every region is copied to the new one");
+  AnswerReplacement(tx.tx, Status::Ok());
+}
+
+void ClusterLog::AnswerReplacement(uint64_t tx, const Status& s) {
+  auto it = replace_waiters_.find(tx);
+  if (it == replace_waiters_.end()) return;
+  auto done = std::move(it->second);
+  replace_waiters_.erase(it);
+  done(s);
+}
+
+}  // namespace clogd::logd
