@@ -32,9 +32,9 @@ void ClusterLog::ReplaceLeg(const LegReplacement& change, std::function<void(Sta
 void ClusterLog::ProposeReplacement(const LegReplacement& change, const LegHealth& health,
                                     std::function<void(Status)> done) {
   if (change.leg && *change.leg >= health.legs) {
-    return done(InvalidArgument("the mirror has " + std::to_string(health.legs) +
-                                " legs (0 to " + std::to_string(health.legs - 1) +
-                                "): there is no leg " + std::to_string(*change.leg)));
+    return done(InvalidArgument("the mirror has " + std::to_string(health.legs) + " legs (0 to " +
+                                std::to_string(health.legs - 1) + "): there is no leg " +
+                                std::to_string(*change.leg)));
   }
   if (!change.leg && health.legs >= 9) {
     return done(InvalidArgument("the mirror has 9 legs, dm-raid1's most: name a leg to replace"));
@@ -58,16 +58,17 @@ void ClusterLog::ProposeReplacement(const LegReplacement& change, const LegHealt
 }
 
 void ClusterLog::OnLegReplace(NodeId from, const LegReplaceMsg& m) {
-  std::string what = "replacement";
-  if (m.leg != kNoLeg) what += " of leg " + std::to_string(m.leg);
-  what += " of " + std::to_string(m.legs) + " by " + m.device + " (from node " +
-          std::to_string(from) + ")";
+  const std::string what =
+      (m.leg == kNoLeg ? "addition of " + m.device + " as leg " + std::to_string(m.legs)
+                       : "replacement of leg " + std::to_string(m.leg) + " of " +
+                             std::to_string(m.legs) + " by " + m.device) +
+      " (from node " + std::to_string(from) + ")";
   if (auto refused = LegProposalRefusal(m.epoch, m.legs)) {
     Log(Severity::kWarning, what + " refused: " + *refused);
     AnswerReplacement(m.tx, Busy("refused: " + *refused + "; nothing changed, try again"));
     return;
   }
-  leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {state_.members.begin(), state_.members.end()},
+  leg_tx_ = LegTx{m.tx,  from, m.leg,    m.legs,  {state_.members.begin(), state_.members.end()},
                   false, true, m.device, m.offset};
   Log(Severity::kWarning, what + ": suspending and loading the new table on every node");
   PrepareLocal(m.tx, leg_tx_->Change());
@@ -90,11 +91,10 @@ void ClusterLog::CommitReplacement(const LegTx& tx) {
   pending_out_of_sync_ = true;
   pending_to_sync_ = 0;
   if (state_.server == me_) PersistInSync(true);
-  Log(Severity::kWarning, std::string(tx.leg == kNoLeg ? "" : "leg " + std::to_string(tx.leg) +
-                                                                   " replaced by ") +
-                              tx.device + (tx.leg == kNoLeg ? " added" : "") +
-                              " on every node: the mirror has " + std::to_string(legs) +
-                              " legs now, and every region is copied to the new one");
+  Log(Severity::kWarning,
+      std::string(tx.leg == kNoLeg ? "" : "leg " + std::to_string(tx.leg) + " replaced by ") +
+          tx.device + (tx.leg == kNoLeg ? " added" : "") + " on every node: the mirror has " +
+          std::to_string(legs) + " legs now, and every region is copied to the new one");
   AnswerReplacement(tx.tx, Status::Ok());
 }
 

@@ -10,7 +10,8 @@
 # Disks: vda = log device, vdb, vdc = legs (leg-fails: vdb, vdc, vdd, each under a linear
 # layer; between the two fio phases every node swaps the one over vdd for dm-flakey, which
 # fails every write from FAULT_AT s later on: the disk dies for all, with no suspend in the
-# write path at that moment).
+# write path at that moment; once the mirror is in sync on 2 legs, the disk is back and node
+# 1 adds it again with clogctl add-leg while every node writes).
 #
 # Files for the host, in $VM_OUT: baseline.json, fault.json (fio, JSON), fault_lat.1.log
 # (every write's latency), fio-rc (fault phase), fio-started (guest uptime at its start),
@@ -195,6 +196,32 @@ wait_for "fm to be in sync ($(mirror_sync fm) now)" 300 mirror_in_sync fm ||
   fail "not in sync after the fault: $(dmsetup status fm)"
 expect_equal "node $VM_ID: leg health" "$(mirror_health fm)" "AA"
 say "in sync: $(mirror_sync fm)"
+if [ "$SCENARIO" = leg-fails ]; then
+  # The third leg's disk is back (every node drops dm-flakey under its path to it): node 1
+  # puts it back into the mirror on every node (clogctl add-leg) while every node writes;
+  # the mirror then copies every region to it.
+  dmsetup suspend path_vdd &&
+    dmsetup load path_vdd --table "0 $(blockdev --getsz /dev/vdd) linear /dev/vdd 0" &&
+    dmsetup resume path_vdd || fail "could not take dm-flakey away from the third leg"
+  barrier leg-back
+  run_fio readd 12 &
+  fio_pid=$!
+  if [ "$VM_ID" = 1 ]; then
+    usleep 2000000
+    clogctl add-leg fm /dev/mapper/path_vdd >"$VM_OUT/add-leg.out" 2>&1 ||
+      fail "clogctl add-leg failed: $(cat "$VM_OUT/add-leg.out")"
+    say "clogctl add-leg: $(tail -n 1 "$VM_OUT/add-leg.out")"
+  fi
+  wait_for "fm to have 3 legs again" 120 \
+    sh -c "dmsetup table fm | grep -q ' 3 [^ ]* 0 [^ ]* 0 [^ ]* 0 1 handle_errors'" ||
+    fail "fm did not get its third leg back: $(dmsetup table fm)"
+  wait "$fio_pid" || fail "fio (while the leg was added) failed: $(tail -n 5 "$VM_OUT/readd.json")"
+  say "fio with verify passed while the third leg was added"
+  wait_for "fm to be in sync on 3 legs ($(mirror_sync fm) now)" 300 mirror_in_sync fm ||
+    fail "not in sync after the leg was added: $(dmsetup status fm)"
+  expect_equal "node $VM_ID: leg health" "$(mirror_health fm)" "AAA"
+  say "in sync on 3 legs: $(mirror_sync fm)"
+fi
 grep " left: " "$VM_OUT/clogd.log" >"$VM_OUT/left" || true
 dmesg | grep -c "Request timed out" >"$VM_OUT/timeouts" || true
 clogctl status --json >"$VM_OUT/status.json" || true

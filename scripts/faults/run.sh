@@ -251,9 +251,17 @@ if [[ $scenario == leg-fails ]]; then
     else
       echo "node $i: $line"
     fi
+    # Then clogctl add-leg put the disk back, as a third leg again, on every node.
+    line=$(grep -h "added on every node" "$out/vm$i/clogd.log" 2>/dev/null | head -n 1 || true)
+    if [[ -z $line ]]; then
+      problem "node $i's clogd did not log the leg added back"
+      matched=no
+    else
+      echo "node $i: $line"
+    fi
     echo "node $i: table now: $(cat "$out/vm$i/table" 2>/dev/null || echo none)"
-    if ! grep -q " 2 [^ ]* 0 [^ ]* 0 1 handle_errors" "$out/vm$i/table" 2>/dev/null; then
-      problem "node $i's table does not have the 2 remaining legs: $(cat "$out/vm$i/table" 2>/dev/null)"
+    if ! grep -q " 3 [^ ]* 0 [^ ]* 0 [^ ]* 0 1 handle_errors" "$out/vm$i/table" 2>/dev/null; then
+      problem "node $i's table does not have 3 legs again: $(cat "$out/vm$i/table" 2>/dev/null)"
       matched=no
     fi
   done
@@ -268,6 +276,10 @@ done
 if ! cmp "$a" "$b"; then
   verified=no
   problem "the legs differ after the resync"
+fi
+if [[ $scenario == leg-fails ]] && ! cmp "$a" "$c"; then
+  verified=no
+  problem "the leg added back differs from the first after its resync"
 fi
 
 timeouts=0
