@@ -239,7 +239,7 @@ bool ControlServer::ReadFrom(int fd, Client& c) {
   char buf[4096];
   // Read only while there is room: a client that does not read its replies stops being
   // read from (its requests wait in the socket, not in our memory).
-  while (!c.eof && c.out.size() < kMaxPendingOutput && c.in.size() <= options_.max_request_bytes) {
+  while (!c.eof && c.out.size() < kMaxPendingOutput) {
     const ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -253,6 +253,9 @@ bool ControlServer::ReadFrom(int fd, Client& c) {
     c.in.append(buf, static_cast<size_t>(n));
     AnswerLines(fd, c);
     if (c.close_after_write) return true;
+    // Lines queued behind a reply owed are bounded like one request line; a client that
+    // sends more meanwhile is dropped.
+    if (c.awaiting && c.in.size() > options_.max_request_bytes) return false;
   }
   if (c.eof && !c.awaiting) {
     // A request cut short by the client's exit is dropped; answers already owed are
@@ -371,9 +374,9 @@ bool ControlServer::WriteTo(int fd, Client& c) {
 
 void ControlServer::UpdateWatch(int fd, Client& c) {
   uint32_t want = 0;
-  if (!c.close_after_write && !c.eof && !c.awaiting && c.out.size() < kMaxPendingOutput) {
-    want |= EPOLLIN;
-  }
+  if (!c.close_after_write && !c.eof && c.out.size() < kMaxPendingOutput) want |= EPOLLIN;
+  // At its end while a reply is owed: only a full hang-up (or an error) is worth a call.
+  if (c.eof && c.awaiting) want |= EPOLLHUP;
   if (!c.out.empty()) want |= EPOLLOUT;
   // A refused client with its error line still queued needs EPOLLOUT only; hang-ups are
   // reported by epoll regardless and arrive as OnReadable.

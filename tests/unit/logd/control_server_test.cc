@@ -150,6 +150,70 @@ TEST_F(ControlServerTest, UnknownCommandAndBadRequestsGetErrorsNamingThem) {
   EXPECT_TRUE(StatusFromJson(client->Reply(loop_).value_or("")).ok());
 }
 
+// replace-leg is answered once the cluster decided: the lines the client sent after it wait
+// behind it, and its bad forms are refused at once naming the field.
+TEST_F(ControlServerTest, ReplaceLegIsAnsweredLaterAndRequestsBehindItWait) {
+  ControlOptions o = Options();
+  std::vector<std::pair<std::string, ClusterLog::LegReplacement>> asked;
+  std::function<void(Status)> decide;
+  o.replace_leg = [&](const std::string& uuid, const ClusterLog::LegReplacement& change,
+                      std::function<void(Status)> done) {
+    asked.emplace_back(uuid, change);
+    decide = std::move(done);
+  };
+  auto& server = Server(std::move(o));
+  auto client = Pair(server);
+  client->Send(
+      "{\"cmd\":\"replace-leg\",\"log\":\"LVM-ctl\",\"device\":\"/dev/sdz\",\"leg\":1,"
+      "\"offset\":8}\n{\"cmd\":\"nodes\"}\n");
+  EXPECT_EQ(client->Reply(loop_, 200), std::nullopt) << "answered before the cluster decided";
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].first, "LVM-ctl");
+  EXPECT_EQ(asked[0].second.device, "/dev/sdz");
+  EXPECT_EQ(asked[0].second.leg, std::optional<uint32_t>(1));
+  EXPECT_EQ(asked[0].second.offset, 8u);
+  decide(Status::Ok());
+  const std::string done = client->Reply(loop_).value_or("");
+  EXPECT_NE(done.find("\"ok\":true"), std::string::npos) << done;
+  EXPECT_TRUE(NodesFromJson(client->Reply(loop_).value_or("")).ok()) << "then the next line";
+
+  // An abort comes back as the error line; a client gone meanwhile costs nothing.
+  client->Send("{\"cmd\":\"replace-leg\",\"log\":\"LVM-ctl\",\"device\":\"/dev/sdz\"}\n");
+  ASSERT_TRUE(loop_.RunUntil([&] { return asked.size() == 2; }));
+  EXPECT_EQ(asked[1].second.leg, std::nullopt) << "no leg: an addition";
+  decide(Busy("node 3 could not load the table"));
+  EXPECT_EQ(ErrorOf(client->Reply(loop_)), "node 3 could not load the table");
+  client->Send("{\"cmd\":\"replace-leg\",\"log\":\"LVM-ctl\",\"device\":\"/dev/sdz\"}\n");
+  ASSERT_TRUE(loop_.RunUntil([&] { return asked.size() == 3; }));
+  client->Close();
+  EXPECT_TRUE(loop_.RunUntil([&] { return server.client_count() == 0; }));
+  decide(Status::Ok());
+
+  // Half-closed after its request (like socat): still answered, then closed.
+  auto socat = Pair(server);
+  socat->Send("{\"cmd\":\"replace-leg\",\"log\":\"LVM-ctl\",\"device\":\"/dev/sdz\"}\n");
+  shutdown(socat->fd(), SHUT_WR);
+  ASSERT_TRUE(loop_.RunUntil([&] { return asked.size() == 4; }));
+  EXPECT_EQ(socat->Reply(loop_, 200), std::nullopt);
+  decide(Status::Ok());
+  EXPECT_NE(socat->Reply(loop_).value_or("").find("\"ok\":true"), std::string::npos);
+  EXPECT_TRUE(socat->WaitClosed(loop_));
+
+  auto other = Pair(server);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({"cmd":"replace-leg","device":"/dev/sdz"})", "\"log\""},
+      {R"({"cmd":"replace-leg","log":"LVM-ctl"})", "\"device\""},
+      {R"({"cmd":"replace-leg","log":"LVM-ctl","device":"/dev/sdz","leg":-1})", "\"leg\""},
+      {R"({"cmd":"replace-leg","log":"LVM-ctl","device":"/dev/sdz","offset":"x"})", "\"offset\""},
+  };
+  for (const auto& [line, names] : bad) {
+    other->Send(line + "\n");
+    const std::string error = ErrorOf(other->Reply(loop_));
+    EXPECT_NE(error.find(names), std::string::npos) << line << " -> " << error;
+  }
+  EXPECT_EQ(asked.size(), 4u) << "nothing bad was passed on";
+}
+
 TEST_F(ControlServerTest, AClientThatVanishesMidRequestDoesNotHurtTheServer) {
   auto& server = Server(Options());
   auto bystander = Pair(server);
