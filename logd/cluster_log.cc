@@ -26,7 +26,13 @@ ClusterLog::ClusterLog(std::string uuid, CtrArgs args, std::unique_ptr<region::B
   state_.log = region::LogState(args_.RegionCount(), args_.region_size);
 }
 
-ClusterLog::~ClusterLog() { *alive_ = false; }
+ClusterLog::~ClusterLog() {
+  *alive_ = false;
+  // An operator waiting for a replacement is told now, not at the end of its timeout.
+  for (auto& [tx, done] : replace_waiters_) {
+    done(Busy("log " + uuid_ + " was closed on this node before the replacement was decided"));
+  }
+}
 
 void ClusterLog::Log(Severity s, const std::string& message) const {
   if (options_.log)
