@@ -6,6 +6,8 @@
 // change aborts everywhere. The new leg holds nothing, so at the commit every member sets
 // every region out of sync, and the mirrors copy them all to it (the first leg, never the
 // new one, is the source).
+#include <algorithm>
+
 #include "logd/cluster_log.h"
 
 namespace clogd::logd {
@@ -35,6 +37,16 @@ void ClusterLog::ProposeReplacement(const LegReplacement& change, const LegHealt
     return done(InvalidArgument("the mirror has " + std::to_string(health.legs) + " legs (0 to " +
                                 std::to_string(health.legs - 1) + "): there is no leg " +
                                 std::to_string(*change.leg)));
+  }
+  const bool failed = change.leg && std::find(health.failed.begin(), health.failed.end(),
+                                              *change.leg) != health.failed.end();
+  if (change.leg == 0u && !failed) {
+    // dm-raid1 writes a region that is not in sync to the first leg only, and copies it from
+    // there: until every region is copied, the first leg may hold the only copy of a write.
+    return done(
+        InvalidArgument("leg 0 is the mirror's resync source and has not failed: it may "
+                        "hold the only copy of writes to regions not in sync yet; "
+                        "replace another leg, or add one"));
   }
   if (!change.leg && health.legs >= 9) {
     return done(InvalidArgument("the mirror has 9 legs, dm-raid1's most: name a leg to replace"));
@@ -86,7 +98,15 @@ void ClusterLog::CommitReplacement(const LegTx& tx) {
   // Every kernel is suspended (its copies drained) with the new table loaded: no copy
   // claimed before counts, and a late DONE of one (no owner now) changes nothing.
   state_.recovery.Clear();
+  // Nothing is hidden from the new table's kernel: it has asked nothing yet, so it cannot
+  // have cached an answer; and a region it took for in sync it would read from any leg,
+  // the empty new one too (clog-sim --seed 245 --legs 3: a stale read from the new leg).
+  hidden_out_of_sync_.clear();
+  reveal_at_postsuspend_.clear();
+  hide_all_out_of_sync_ = false;
+  reveal_all_at_postsuspend_ = false;
   state_.log.MarkAllOutOfSync();
+  state_.uncopied = region::RegionBitmap(state_.log.nr_regions(), true);
   NoteInSyncReset();
   pending_out_of_sync_ = true;
   pending_to_sync_ = 0;

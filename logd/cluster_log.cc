@@ -321,8 +321,7 @@ bool ClusterLog::TryAnswer(Pending& p) {
         // Every out-of-sync region counts as recovering: no node may write a region
         // unmarked (NOSYNC) while another might copy it (H1).
         RegionNo first = state_.log.NextOutOfSync(0);
-        while (first != kNoRegion &&
-               (hide_all_out_of_sync_ || hidden_out_of_sync_.contains(first))) {
+        while (first != kNoRegion && KernelSeesInSync(first)) {
           first = state_.log.NextOutOfSync(first + 1);
         }
         // Except while a leg has failed and is not removed yet (a removal is open, or

@@ -234,7 +234,8 @@ class ClusterLog : public ClusterHandler {
   bool hide_all_out_of_sync_ = false;
   bool reveal_all_at_postsuspend_ = false;
   bool KernelSeesInSync(RegionNo r) const {
-    return state_.log.InSync(r) || hide_all_out_of_sync_ || hidden_out_of_sync_.contains(r);
+    return state_.log.InSync(r) ||
+           (!state_.Uncopied(r) && (hide_all_out_of_sync_ || hidden_out_of_sync_.contains(r)));
   }
   bool rearm_in_flight_ = false;
   // Suspends the local mirror until this node serves again (transport or quorum lost).

@@ -42,6 +42,10 @@ uint64_t ClusterLog::NewHistoryId() const {
 
 void ClusterLog::NoteInSyncChange(RegionNo r, bool in_sync) {
   ++state_.sync_version;
+  if (in_sync && state_.Uncopied(r)) {
+    state_.uncopied.Clear(r);
+    if (state_.uncopied.none()) state_.uncopied = {};
+  }
   sync_changes_.emplace_back(r, in_sync);
   if (sync_changes_.size() > kMaxSyncChanges) {
     sync_changes_.pop_front();

@@ -8,7 +8,7 @@
 //   absent (u32 list), awaiting_absent (u32 list), busy (u32 count, {node u32, list}),
 //   awaiting_reports (u32 count, {failed u32, u32 list}),
 //   first_legs u32, removed legs (u32 count, u32 each)   [protocol 3]
-//   leg_epoch u32                                          [protocol 4]
+//   leg_epoch u32, uncopied ranges (u32 count, {start u64, length u64})   [protocol 4]
 #include "logd/cluster_state.h"
 
 #include <algorithm>
@@ -116,6 +116,19 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   w.U32(static_cast<uint32_t>(removed_legs.size()));
   for (uint32_t leg : removed_legs) w.U32(leg);
   w.U32(leg_epoch);
+  std::vector<std::pair<RegionNo, uint64_t>> uncopied_ranges;
+  for (RegionNo r = uncopied.none() ? region::kNoRegion : uncopied.FindNextSet(0);
+       r != region::kNoRegion;) {
+    RegionNo end = uncopied.FindNextClear(r);
+    if (end == region::kNoRegion) end = uncopied.size();
+    uncopied_ranges.emplace_back(r, end - r);
+    r = end >= uncopied.size() ? region::kNoRegion : uncopied.FindNextSet(end);
+  }
+  w.U32(static_cast<uint32_t>(uncopied_ranges.size()));
+  for (auto [start, len] : uncopied_ranges) {
+    w.U64(start);
+    w.U64(len);
+  }
   return w.Take();
 }
 
@@ -193,6 +206,17 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
     r.Fail(std::to_string(nremoved) + " legs removed of " + std::to_string(s.first_legs));
   }
   s.leg_epoch = r.U32();
+  const uint32_t nuncopied = r.U32();
+  if (nuncopied > 0) s.uncopied = region::RegionBitmap(nr_regions);
+  for (uint32_t i = 0; i < nuncopied && r.ok(); ++i) {
+    const uint64_t start = r.U64();
+    const uint64_t len = r.U64();
+    if (start >= nr_regions || len > nr_regions - start) {
+      r.Fail("uncopied range " + std::to_string(start) + "+" + std::to_string(len));
+      break;
+    }
+    for (uint64_t x = start; x < start + len; ++x) s.uncopied.Set(x);
+  }
   if (!r.ok() || !r.AtEnd()) return Corrupt("checkpoint: " + r.Problem());
   return s;
 }

@@ -66,6 +66,13 @@ struct ClusterState {
   // then the new leg count, and nothing is removed since.
   uint32_t first_legs = 0;
   std::vector<uint32_t> removed_legs;
+  // Regions not copied since the last committed leg replacement (CLUSTER.md "Leg
+  // replacement"): its new leg holds nothing there. Every kernel has been told they are
+  // out of sync since, on a table loaded at that commit, so they are never hidden from a
+  // kernel (answered "in sync", as after a merge or for a restarted daemon): a kernel
+  // reads an in-sync region from any leg, the empty one too. Empty (size 0) when none.
+  region::RegionBitmap uncopied;
+  bool Uncopied(RegionNo r) const { return r < uncopied.size() && uncopied.Test(r); }
   // Counts the committed leg changes (removals and replacements, not catch-ups): a
   // proposal names the epoch it saw, and one made against an older table is set aside.
   uint32_t leg_epoch = 0;

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
     return cmd + " --trace";
   };
   uint64_t failing = 0;
-  uint64_t checkpoints = 0, deltas = 0, deltas_refused = 0;
+  uint64_t checkpoints = 0, deltas = 0, deltas_refused = 0, legs_replaced = 0;
   std::optional<uint64_t> first_caught;
   for (uint64_t s = first; s < first + seeds; ++s) {
     clogd::sim::SimConfig c = base;
@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
     checkpoints += r.checkpoints_taken;
     deltas += r.deltas_taken;
     deltas_refused += r.deltas_refused;
+    legs_replaced += r.legs_replaced;
     if (determinism) {
       clogd::sim::SimResult again = clogd::sim::RunSimulation(c);
       if (again.trace_hash != r.trace_hash || again.events != r.events) {
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "state transfers to joiners: " << checkpoints << " full checkpoints, " << deltas
             << " deltas (" << deltas_refused << " refused)\n";
+  if (legs_replaced > 0) std::cout << "leg replacements committed: " << legs_replaced << "\n";
   std::cout << "seeds: " << (first_caught && expect_caught ? *first_caught - first + 1 : seeds)
             << ", violations: " << failing << "\n";
   if (expect_caught) {

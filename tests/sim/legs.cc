@@ -16,6 +16,7 @@ SimLegs::SimLegs(EventLoop& loop, SimRng& rng, int nr_legs, uint64_t nr_regions,
   const size_t legs = nr_legs > 0 ? static_cast<size_t>(nr_legs) : 0;
   blocks_.assign(legs, std::vector<uint64_t>(nr_blocks(), 0));
   failed_.assign(legs, false);
+  detached_.assign(legs, false);
   slow_.assign(legs, 1);
 }
 
@@ -103,8 +104,25 @@ void SimLegs::FailLeg(int leg) {
   if (leg >= 0 && leg < nr_legs()) failed_[static_cast<size_t>(leg)] = true;
 }
 
+int SimLegs::AddSpareLeg() {
+  blocks_.emplace_back(nr_blocks(), 0);
+  failed_.push_back(false);
+  detached_.push_back(true);
+  slow_.push_back(1);
+  return nr_legs() - 1;
+}
+
+void SimLegs::Attach(int leg) {
+  if (leg >= 0 && leg < nr_legs()) detached_[static_cast<size_t>(leg)] = false;
+}
+
+void SimLegs::Detach(int leg) {
+  if (leg >= 0 && leg < nr_legs()) detached_[static_cast<size_t>(leg)] = true;
+}
+
 bool SimLegs::IsLive(int leg) const {
-  return leg >= 0 && leg < nr_legs() && !failed_[static_cast<size_t>(leg)];
+  return leg >= 0 && leg < nr_legs() && !failed_[static_cast<size_t>(leg)] &&
+         !detached_[static_cast<size_t>(leg)];
 }
 
 std::vector<int> SimLegs::LiveLegs() const {

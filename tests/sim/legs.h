@@ -54,6 +54,13 @@ class SimLegs {
 
   // The leg dies: I/O in flight and all later I/O to it fail.
   void FailLeg(int leg);
+  // A new disk for a leg replacement (never written: every block 0), not live until
+  // Attach (a replacement that commits); returns its leg number.
+  int AddSpareLeg();
+  void Attach(int leg);
+  // Taken out of the mirror by an operator (a replacement of a leg that had not failed):
+  // no longer live, so no longer compared with the others.
+  void Detach(int leg);
   bool IsLive(int leg) const;
   std::vector<int> LiveLegs() const;
   // Latency multiplier (>= 1) for I/O to `leg` issued from now on.
@@ -100,6 +107,7 @@ class SimLegs {
   LegTiming timing_;
   std::vector<std::vector<uint64_t>> blocks_;  // [leg][block]
   std::vector<bool> failed_;
+  std::vector<bool> detached_;
   std::vector<uint32_t> slow_;
   std::map<uint64_t, Op> ops_;  // ordered by issue: AbandonNode draws in a fixed order
   uint64_t next_op_ = 1;

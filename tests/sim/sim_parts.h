@@ -43,6 +43,10 @@ struct SimMirror {
   // last committed leg removal updates it.
   std::vector<int> table_legs;
   int legs_failed = 0;
+  // A replacement committed and its new leg may not be copied everywhere yet: writes to
+  // regions not in sync have gone to the first leg alone (dm-raid1's NOSYNC path), so
+  // losing that disk now loses them on any dm-raid1, clustered or not. FailALeg spares it.
+  bool replacement_copying = false;
 };
 
 struct SimNode {

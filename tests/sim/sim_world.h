@@ -57,6 +57,7 @@ struct SimResult {
   uint64_t writes_acked = 0;
   uint64_t regions_recovered = 0;
   uint64_t faults_injected = 0;
+  uint64_t legs_replaced = 0;  // operators' replacements that committed
   // How members that were not ready got the state (summed over every daemon of the run).
   uint64_t checkpoints_taken = 0;
   uint64_t deltas_taken = 0;

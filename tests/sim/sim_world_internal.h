@@ -427,6 +427,17 @@ class World {
           loop_.ScheduleAt(at, [this] { FailALeg(); });
         }
       }
+      // An operator replaces a leg (the failed one, if any) or adds one back.
+      SimRng op(c_.seed ^ 0x5E9A1ACEull);
+      if (op.OneIn(2)) {
+        const SimTime at = op.Range(
+            1'000'000, c_.workload_us > 3'000'000 ? c_.workload_us - 2'000'000 : 1'000'001);
+        const size_t m = op.Below(mirrors_.size());
+        loop_.ScheduleAt(at, [this, m, seed = op.Next()] {
+          SimRng choices(seed);
+          ReplaceALeg(m, choices);
+        });
+      }
     }
   }
   static constexpr uint64_t kCorosyncRestart = 3;
@@ -436,6 +447,10 @@ class World {
 
   // sim_world_legs.cc: leg failure and the daemon's leg hooks over the kernel model.
   void FailALeg(std::optional<size_t> mirror = std::nullopt);
+  // An operator's clogctl replace-leg / add-leg on a serving node of mirror m, with a new
+  // spare disk ("simleg<N>"); choices drawn from `rng`.
+  void ReplaceALeg(size_t m, SimRng& rng);
+  static int SpareLegNumber(const std::string& device);
   // Waits for a suspend under way, then resumes the old table of a mirror left suspended
   // with a loaded one.
   void DropLeftoverReload(SimNode& node, size_t m, uint64_t inc);

@@ -14,11 +14,74 @@ void World::FailALeg(std::optional<size_t> mirror_index) {
   // Keep two legs the cluster can run on: dm-raid1 needs two, so a third failure could
   // only end in held writes (a linear conversion, which is the operator's).
   if (live.size() <= 2 || mirror.table_legs.size() <= 2) return;
-  const int leg = live[rng_.Below(live.size())];
+  int leg = live[rng_.Below(live.size())];
+  if (mirror.replacement_copying) {
+    const std::vector<const logd::ClusterLog*> ready = ReadyLogs(m);
+    mirror.replacement_copying =
+        ready.empty() || std::any_of(ready.begin(), ready.end(), [&](const logd::ClusterLog* cl) {
+          return cl->state().log.SyncCount() != c_.regions;
+        });
+  }
+  if (mirror.replacement_copying && leg == mirror.table_legs.front()) {
+    // Not the only copy of the writes since the replacement (SimMirror::replacement_copying).
+    auto other = std::find_if(live.begin(), live.end(),
+                              [&](int l) { return l != mirror.table_legs.front(); });
+    leg = *other;  // live has 3 legs or more here
+  }
   ++result_.faults_injected;
   ++mirror.legs_failed;
   Trace(Stamp() + " FAULT leg " + std::to_string(leg) + " of " + mirror.uuid + " fails");
   mirror.legs->FailLeg(leg);
+}
+
+int World::SpareLegNumber(const std::string& device) {
+  constexpr std::string_view kPrefix = "simleg";
+  if (device.rfind(kPrefix, 0) != 0 || device.size() == kPrefix.size()) return -1;
+  int leg = 0;
+  for (char ch : device.substr(kPrefix.size())) {
+    if (ch < '0' || ch > '9' || leg > 1000) return -1;
+    leg = leg * 10 + (ch - '0');
+  }
+  return leg;
+}
+
+void World::ReplaceALeg(size_t m, SimRng& rng) {
+  SimMirror& mirror = *mirrors_[m];
+  std::vector<SimNode*> serving;
+  for (auto& node : nodes_) {
+    if (!node->up || !node->daemon_up || !node->daemon) continue;
+    const logd::ClusterLog* cl = node->daemon->FindCluster(mirror.uuid);
+    if (cl != nullptr && cl->serving()) serving.push_back(node.get());
+  }
+  if (serving.empty()) return;
+  SimNode& node = *serving[rng.Below(serving.size())];
+  MirrorModel* k = node.kernels[m].get();
+  if (k == nullptr) return;
+  // As an operator would: the failed leg if there is one, else a leg added while the
+  // table is short of the legs it started with, else any leg but the first (the resync
+  // source, which clogd refuses to drop while it works).
+  const std::vector<int>& table = k->table_legs();
+  const std::vector<int> failed = k->failed_table_legs();
+  std::optional<uint32_t> leg;
+  for (size_t i = 0; i < table.size() && !leg; ++i) {
+    if (std::find(failed.begin(), failed.end(), table[i]) != failed.end()) {
+      leg = static_cast<uint32_t>(i);
+    }
+  }
+  if (!leg && table.size() >= static_cast<size_t>(c_.legs) && table.size() >= 2) {
+    leg = static_cast<uint32_t>(1 + rng.Below(table.size() - 1));
+  }
+  const int spare = mirror.legs->AddSpareLeg();
+  const std::string device = "simleg" + std::to_string(spare);
+  ++result_.faults_injected;
+  Trace(Stamp() + " FAULT n" + std::to_string(node.id) + " operator: " +
+        (leg ? "replace leg " + std::to_string(*leg) + " of " + mirror.uuid + " by " + device
+             : "add " + device + " to " + mirror.uuid));
+  logd::ClusterLog* cl = node.daemon->FindCluster(mirror.uuid);
+  cl->ReplaceLeg({leg, device, 0}, [this, device](Status s) {
+    Trace(Stamp() + " operator: " + device + ": " + (s.ok() ? "committed" : s.ToString()));
+    if (s.ok()) ++result_.legs_replaced;
+  });
 }
 
 void World::DropLeftoverReload(SimNode& node, size_t m, uint64_t inc) {
@@ -97,8 +160,13 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
       }
       if (change.remove) table.erase(table.begin() + *change.remove);
       if (!change.add_device.empty()) {
-        done(InvalidArgument("the simulator adds no legs"));
-        return;
+        // A replacement's new disk: "simleg<N>", leg N of the mirror's SimLegs.
+        const int leg = SpareLegNumber(change.add_device);
+        if (leg < 0 || std::find(table.begin(), table.end(), leg) != table.end()) {
+          done(InvalidArgument("new leg " + change.add_device + " is not a spare disk"));
+          return;
+        }
+        table.push_back(leg);
       }
       Status s = k->PrepareReload(table, [k, done](bool loaded) {
         if (loaded) {
@@ -128,7 +196,21 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
       }
       size_t m = 0;
       (void)MirrorByUuid(uuid, &m);
-      mirrors_[m]->table_legs = k->inactive_legs();  // what LVM's metadata would now say
+      SimMirror& mirror = *mirrors_[m];
+      // Every node is suspended with the new table loaded: the disk a replacement added is
+      // the mirror's now, and one it took out (a leg that had not failed) is not.
+      const std::vector<int> now = k->inactive_legs();
+      for (int leg : now) mirror.legs->Attach(leg);
+      for (int leg : mirror.table_legs) {
+        if (std::find(now.begin(), now.end(), leg) == now.end()) mirror.legs->Detach(leg);
+      }
+      for (int leg : now) {
+        const auto& old = mirror.table_legs;
+        if (std::find(old.begin(), old.end(), leg) == old.end()) {
+          mirror.replacement_copying = true;  // a replacement added it
+        }
+      }
+      mirror.table_legs = now;  // what LVM's metadata would now say
       (void)k->CommitReload(done);
     });
   };
