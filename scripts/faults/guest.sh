@@ -3,7 +3,7 @@
 # `clogd --cluster`. busybox sh.
 #
 # Environment (from run.sh): SCENARIO kill-vm | kill-clogd | kill-corosync | two-in-a-row |
-# log-device-fails | leg-fails | cut-off (the host takes VICTIM's bridge port down and up:
+# log-device-fails | leg-fails | leg-replaced | cut-off (the host takes VICTIM's bridge port down and up:
 # nothing to do here); LOG disk | core; VICTIM (the node the fault hits;
 # two-in-a-row: SECOND's clogd first, then VICTIM's corosync); FAULT_AT seconds into the fault phase; RATE fio's
 # IOPS per VM (rate-limited, so a phase lasts the same time on a slow or a fast host).
@@ -11,7 +11,9 @@
 # layer; between the two fio phases every node swaps the one over vdd for dm-flakey, which
 # fails every write from FAULT_AT s later on: the disk dies for all, with no suspend in the
 # write path at that moment; once the mirror is in sync on 2 legs, the disk is back and node
-# 1 adds it again with clogctl add-leg while every node writes).
+# 1 adds it again with clogctl add-leg while every node writes. leg-replaced: a 2-leg
+# mirror on path_vdb and path_vdc; dm-flakey under path_vdc; node 1 replaces that leg with
+# path_vdd using clogctl replace-leg).
 #
 # Files for the host, in $VM_OUT: baseline.json, fault.json (fio, JSON), fault_lat.1.log
 # (every write's latency), fio-rc (fault phase), fio-started (guest uptime at its start),
@@ -42,12 +44,14 @@ if [ "$SCENARIO" = log-device-fails ]; then
 fi
 len=$(blockdev --getsz /dev/vdb)
 legs="2 /dev/vdb 0 /dev/vdc 0"
-if [ "$SCENARIO" = leg-fails ]; then
+if [ "$SCENARIO" = leg-fails ] || [ "$SCENARIO" = leg-replaced ]; then
   for d in vdb vdc vdd; do
     dmsetup create "path_$d" --table "0 $(blockdev --getsz /dev/$d) linear /dev/$d 0" ||
       fail "dmsetup create path_$d"
   done
   legs="3 /dev/mapper/path_vdb 0 /dev/mapper/path_vdc 0 /dev/mapper/path_vdd 0"
+  # leg-replaced: a 2-leg mirror; vdd is the spare disk.
+  [ "$SCENARIO" = leg-replaced ] && legs="2 /dev/mapper/path_vdb 0 /dev/mapper/path_vdc 0"
 fi
 case $LOG in
   disk) table="0 $len mirror cluster 5 disk faults_disk $logdev 1024 block_on_error $legs 1 handle_errors" ;;
@@ -79,11 +83,14 @@ barrier baseline
 
 # Every write's latency (fault_lat.1.log: ms since fio started, ns, ...): the host finds
 # when the longest one was.
-if [ "$SCENARIO" = leg-fails ]; then
+if [ "$SCENARIO" = leg-fails ] || [ "$SCENARIO" = leg-replaced ]; then
+  # The leg that dies: the third (leg-fails), the second of two (leg-replaced).
+  dying=vdd
+  [ "$SCENARIO" = leg-replaced ] && dying=vdc
   modprobe dm-flakey || fail "modprobe dm-flakey"
-  dmsetup suspend path_vdd &&
-    dmsetup load path_vdd --table "0 $(blockdev --getsz /dev/vdd) flakey /dev/vdd 0 $FAULT_AT 86400 1 error_writes" &&
-    dmsetup resume path_vdd || fail "could not put dm-flakey under the third leg"
+  dmsetup suspend "path_$dying" &&
+    dmsetup load "path_$dying" --table "0 $(blockdev --getsz /dev/$dying) flakey /dev/$dying 0 $FAULT_AT 86400 1 error_writes" &&
+    dmsetup resume "path_$dying" || fail "could not put dm-flakey under the dying leg"
   leg_fails_at=$(awk -v t="$(uptime_s)" -v d="$FAULT_AT" 'BEGIN { printf "%.2f", t + d }')
 fi
 uptime_s >"$VM_OUT/fio-started.tmp"
@@ -179,6 +186,23 @@ case $SCENARIO in
     say "fault at $leg_fails_at: the third leg fails every write (dm-flakey)"
     touch "$VM_OUT/fault-$VM_ID.json"
     ;;
+  leg-replaced)
+    # The second of two legs fails every write: no node can drop it (dm-raid1 keeps two),
+    # so every node holds its failed writes. The operator (node 1) replaces it with the
+    # spare disk once its clogd said so; the held writes then complete on the new table.
+    usleep $((FAULT_AT * 1000000))
+    say "fault at $leg_fails_at: the second leg fails every write (dm-flakey)"
+    touch "$VM_OUT/fault-$VM_ID.json"
+    if [ "$VM_ID" = 1 ]; then
+      wait_for "clogd to say the failed leg needs replacing" 120 \
+        grep -q "a mirror keeps at least 2 legs" "$VM_OUT/clogd.log" ||
+        fail "clogd did not report the failed leg of the 2-leg mirror"
+      say "operator at $(uptime_s): clogctl replace-leg fm /dev/mapper/path_vdd"
+      clogctl replace-leg fm /dev/mapper/path_vdd >"$VM_OUT/replace-leg.out" 2>&1 ||
+        fail "clogctl replace-leg failed: $(cat "$VM_OUT/replace-leg.out")"
+      say "replaced at $(uptime_s): $(tail -n 1 "$VM_OUT/replace-leg.out")"
+    fi
+    ;;
   cut-off) ;;
   *) fail "unknown SCENARIO '$SCENARIO'" ;;
 esac
@@ -196,6 +220,15 @@ wait_for "fm to be in sync ($(mirror_sync fm) now)" 300 mirror_in_sync fm ||
   fail "not in sync after the fault: $(dmsetup status fm)"
 expect_equal "node $VM_ID: leg health" "$(mirror_health fm)" "AA"
 say "in sync: $(mirror_sync fm)"
+if [ "$SCENARIO" = leg-replaced ]; then
+  # Every node's table: the first leg, then the spare disk in place of the failed one.
+  new_leg=$(dmsetup info -c --noheadings -o major,minor path_vdd | tr -d ' ')
+  old_leg=$(dmsetup info -c --noheadings -o major,minor path_vdc | tr -d ' ')
+  dmsetup table fm | grep -q " 2 [^ ]* 0 $new_leg 0 1 handle_errors" ||
+    fail "fm's legs are not the first and the new disk ($new_leg): $(dmsetup table fm)"
+  ! dmsetup table fm | grep -q " $old_leg 0" || fail "fm still has the failed leg $old_leg"
+  say "legs now: the first and the new disk $new_leg"
+fi
 if [ "$SCENARIO" = leg-fails ]; then
   # The third leg's disk is back (every node drops dm-flakey under its path to it): node 1
   # puts it back into the mirror on every node (clogctl add-leg) while every node writes;

@@ -5,7 +5,8 @@
 #   scripts/faults/run-all.sh [--build-dir DIR] [--work DIR] [SCENARIO/LOG ...]
 # Default: kill-vm, kill-clogd, kill-corosync, two-in-a-row for clustered-disk and
 # clustered-core, log-device-fails (clustered-disk: a core log has no device), and
-# leg-fails and cut-off for both. Each run takes 3-5 minutes here; the details of run N stay in
+# leg-fails and cut-off for both, leg-replaced (clustered-disk; its stall is the operator's,
+# printed, not judged). Each run takes 3-5 minutes here; the details of run N stay in
 # WORK/N-<scenario>-<log>/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +24,8 @@ if ((${#runs[@]} == 0)); then
   for log in disk core; do
     for s in kill-vm kill-clogd kill-corosync two-in-a-row; do runs+=("$s/$log"); done
   done
-  runs+=(log-device-fails/disk leg-fails/disk leg-fails/core cut-off/disk cut-off/core)
+  runs+=(log-device-fails/disk leg-fails/disk leg-fails/core leg-replaced/disk cut-off/disk
+    cut-off/core)
 fi
 [[ -n $work ]] || work=$(mktemp -d /var/tmp/clogd-faults-all.XXXXXX)
 mkdir -p "$work"
