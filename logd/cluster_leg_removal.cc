@@ -169,7 +169,7 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
     // elsewhere are let through once those end, and its suspend drains (clog-sim --seed
     // 868 --nodes 5 --legs 4: told "recovering" while others went on copying, they kept
     // its suspend from ever finishing).
-    leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {from}, true, false, "", 0};
+    leg_tx_ = LegTx{m.tx, from, m.leg, m.legs, {from}, true, false, "", 0, false};
     Log(Severity::kWarning, what + ": node " + std::to_string(from) +
                                 " catches up with a removal the cluster made; no copy starts "
                                 "until it has");
@@ -188,7 +188,7 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
     return;
   }
   leg_tx_ = LegTx{m.tx,  from,  m.leg, m.legs, {state_.members.begin(), state_.members.end()},
-                  false, false, "",    0};
+                  false, false, "",    0,      false};
   Log(Severity::kWarning, what + ": suspending and loading the table without it on every node");
   PrepareLocal(m.tx, leg_tx_->Change());
 }

@@ -341,7 +341,10 @@ bool ClusterLog::TryAnswer(Pending& p) {
           if (leg_tx_->proposer == me_) {
             recovering = !in_sync && state_.recovery.IsRecoveringByOther(*r, me_);
           }
-        } else if (leg_tx_ || legs_unrecoverable_) {
+        } else if ((leg_tx_ && (!leg_tx_->replace || leg_tx_->leg_failed)) || legs_unrecoverable_) {
+          // (A replacement of a leg that has not failed opens only in a mirror in sync:
+          // nothing waits for a copy then, and nothing may be let through, as an abort
+          // would resume the old table with the region NOSYNC for good.)
           recovering = false;
         }
         reply.payload = RemoteRecoveringPayload(

@@ -265,10 +265,12 @@ class ClusterLog : public ClusterHandler {
     // The proposer's table lags a removal the cluster recorded: only it reloads, and
     // nobody starts a copy meanwhile, so its suspend can drain (see OnLegRemoval).
     bool catch_up = false;
-    // A replacement (LEG_REPLACE): the new leg's device and offset.
+    // A replacement (LEG_REPLACE): the new leg's device and offset, and whether the leg
+    // it replaces failed.
     bool replace = false;
     std::string device;
     uint64_t offset = 0;
+    bool leg_failed = false;
 
     LegChange Change() const;
   };

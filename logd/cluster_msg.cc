@@ -19,8 +19,8 @@
 //  14 DEVICE_FAILED (no payload)
 //  15 LEG_REMOVAL tx u64, leg u32, legs u32, epoch u32     [protocol 3; epoch: 4]
 //  16 LEG_VOTE    tx u64, ok u8                            [protocol 3]
-//  17 LEG_REPLACE tx u64, epoch u32, leg u32 (0xFFFFFFFF: none), legs u32, offset u64,
-//                 device byte count u32, device bytes       [protocol 4]
+//  17 LEG_REPLACE tx u64, epoch u32, leg u32 (0xFFFFFFFF: none), legs u32, leg_failed u8,
+//                 offset u64, device byte count u32, device bytes   [protocol 4]
 #include "logd/cluster_msg.h"
 
 #include "logd/cluster_transport.h"
@@ -147,6 +147,7 @@ struct PayloadWriter {
     w.U32(m.epoch);
     w.U32(m.leg);
     w.U32(m.legs);
+    w.U8(m.leg_failed ? 1 : 0);
     w.U64(m.offset);
     w.Bytes(std::span(reinterpret_cast<const uint8_t*>(m.device.data()), m.device.size()));
   }
@@ -273,6 +274,7 @@ Result<ClusterBody> DecodeBody(uint16_t type, WireReader& r) {
       m.epoch = r.U32();
       m.leg = r.U32();
       m.legs = r.U32();
+      m.leg_failed = r.Bool();
       m.offset = r.U64();
       const std::vector<uint8_t> device = r.Bytes();
       m.device.assign(device.begin(), device.end());

@@ -136,11 +136,14 @@ inline constexpr uint32_t kNoLeg = 0xFFFFFFFF;
 // resolves itself: shared storage may have other device numbers there) at sector
 // `offset` as its new last leg; the new leg holds nothing yet, so every region goes out
 // of sync and is copied. One transaction, like LEG_REMOVAL (CLUSTER.md "Leg replacement").
+// `leg_failed`: the proposer's kernel saw leg `leg` fail (else the mirror must be in sync:
+// see CLUSTER.md "Leg replacement").
 struct LegReplaceMsg {
   uint64_t tx = 0;
   uint32_t epoch = 0;
   uint32_t leg = kNoLeg;
   uint32_t legs = 0;
+  bool leg_failed = false;
   uint64_t offset = 0;
   std::string device;
 };

@@ -477,6 +477,15 @@ TEST_P(ClusterLogTest, AReplacementOneNodeCannotLoadIsAbortedEverywhere) {
     EXPECT_EQ(Log(n).state().leg_epoch, 0u);
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions)) << "node " << n;
   }
+  // A leg that has not failed is replaced only in a mirror in sync (see OnLegReplace).
+  mirrors_[3].fail_prepare = false;
+  EXPECT_EQ(Send(3, DM_ULOG_MARK_REGION, Regions({6})).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_FLUSH).error, 0);
+  CrashNode(3);
+  auto unsynced = Replace(1, std::nullopt, "/dev/sdz");
+  ASSERT_TRUE(unsynced.has_value());
+  EXPECT_NE(unsynced->message().find("1 regions are not in sync"), std::string::npos)
+      << unsynced->ToString();
   // Bad input is refused before anything is proposed.
   auto bad = Replace(1, 5, "/dev/sdz");
   ASSERT_TRUE(bad.has_value());
@@ -541,6 +550,7 @@ TEST(ClusterMsgTest, LegReplaceRoundTripsAndAnEmptyDeviceIsRefused) {
   m.epoch = 2;
   m.leg = 0;
   m.legs = 2;
+  m.leg_failed = true;
   m.offset = 2048;
   m.device = "/dev/disk/by-id/wwn-0x5000";
   auto back = DecodeClusterMsg(EncodeClusterMsg(1, m));
@@ -551,6 +561,7 @@ TEST(ClusterMsgTest, LegReplaceRoundTripsAndAnEmptyDeviceIsRefused) {
   EXPECT_EQ(r.epoch, 2u);
   EXPECT_EQ(r.leg, 0u);
   EXPECT_EQ(r.offset, 2048u);
+  EXPECT_TRUE(r.leg_failed);
   EXPECT_EQ(r.device, m.device);
   m.device.clear();
   auto bad = DecodeClusterMsg(EncodeClusterMsg(1, m));
