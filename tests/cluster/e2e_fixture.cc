@@ -111,7 +111,7 @@ std::string E2eClusterTest::Diagnostics() {
 }
 
 void E2eClusterTest::StartNode(int node, bool boot_kernel) {
-  auto error = clogd_->Start(node);
+  auto error = clogd_->Start(node, clogd_args_);
   ASSERT_FALSE(error) << *error;
   if (boot_kernel) {
     Status s = driver_->BootNode(node, milliseconds(15'000));

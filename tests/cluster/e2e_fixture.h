@@ -45,6 +45,8 @@ class E2eClusterTest : public ::testing::Test {
   // Starts clogd on every node and boots every node's kernel model; waits (bounded)
   // until every node serves both logs with all three members.
   void StartCluster();
+  // Extra clogd arguments for every node StartNode starts (set before StartCluster).
+  std::vector<std::string> clogd_args_;
   // clogd on `node` again, and a freshly booted kernel there if `boot_kernel`.
   void StartNode(int node, bool boot_kernel);
   // Runs `cluster-netns.sh args` while the driver keeps the models running (the script
