@@ -35,6 +35,44 @@ std::vector<NodeId> GetNodes(WireReader& r) {
   return v;
 }
 
+// The runs of bits equal to `value` (u32 count, {start u64, length u64} each).
+void PutRuns(WireWriter& w, const region::RegionBitmap& bits, bool value) {
+  auto next = [&](RegionNo from) {
+    return value ? bits.FindNextSet(from) : bits.FindNextClear(from);
+  };
+  auto next_other = [&](RegionNo from) {
+    return value ? bits.FindNextClear(from) : bits.FindNextSet(from);
+  };
+  std::vector<std::pair<RegionNo, uint64_t>> runs;
+  for (RegionNo r = bits.size() == 0 ? region::kNoRegion : next(0); r != region::kNoRegion;) {
+    RegionNo end = next_other(r);
+    if (end == region::kNoRegion) end = bits.size();
+    runs.emplace_back(r, end - r);
+    r = end >= bits.size() ? region::kNoRegion : next(end);
+  }
+  w.U32(static_cast<uint32_t>(runs.size()));
+  for (auto [start, len] : runs) {
+    w.U64(start);
+    w.U64(len);
+  }
+}
+
+// Reads PutRuns' runs and sets them to `value` in `bits`; a run outside it fails `r`
+// naming `what`. Returns the run count.
+uint32_t GetRuns(WireReader& r, region::RegionBitmap& bits, bool value, const char* what) {
+  const uint32_t n = r.U32();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    const uint64_t start = r.U64();
+    const uint64_t len = r.U64();
+    if (start >= bits.size() || len > bits.size() - start) {
+      r.Fail(std::string(what) + " range " + std::to_string(start) + "+" + std::to_string(len));
+      break;
+    }
+    for (uint64_t x = start; x < start + len; ++x) value ? bits.Set(x) : bits.Clear(x);
+  }
+  return n;
+}
+
 }  // namespace
 
 uint32_t ClusterState::SlotOf(NodeId node) const {
@@ -68,20 +106,8 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   w.U64(log.nr_regions());
   w.U32(log.region_size());
   PutNodes(w, members);
-  // Out-of-sync ranges.
-  std::vector<std::pair<RegionNo, uint64_t>> ranges;
-  for (RegionNo r = with_in_sync ? log.NextOutOfSync(0) : region::kNoRegion;
-       r != region::kNoRegion;) {
-    RegionNo end = log.in_sync().FindNextSet(r);
-    if (end == region::kNoRegion) end = log.nr_regions();
-    ranges.emplace_back(r, end - r);
-    r = end >= log.nr_regions() ? region::kNoRegion : log.NextOutOfSync(end);
-  }
-  w.U32(static_cast<uint32_t>(ranges.size()));
-  for (auto [start, len] : ranges) {
-    w.U64(start);
-    w.U64(len);
-  }
+  // Out-of-sync ranges (none without the in-sync map: it decodes as all in sync).
+  PutRuns(w, with_in_sync ? log.in_sync() : region::RegionBitmap(log.nr_regions(), true), false);
   w.U32(static_cast<uint32_t>(recovery.owners().size()));
   for (auto [region, node] : recovery.owners()) {
     w.U64(region);
@@ -116,19 +142,7 @@ std::vector<uint8_t> ClusterState::EncodeCheckpoint(bool with_in_sync) const {
   w.U32(static_cast<uint32_t>(removed_legs.size()));
   for (uint32_t leg : removed_legs) w.U32(leg);
   w.U32(leg_epoch);
-  std::vector<std::pair<RegionNo, uint64_t>> uncopied_ranges;
-  for (RegionNo r = uncopied.none() ? region::kNoRegion : uncopied.FindNextSet(0);
-       r != region::kNoRegion;) {
-    RegionNo end = uncopied.FindNextClear(r);
-    if (end == region::kNoRegion) end = uncopied.size();
-    uncopied_ranges.emplace_back(r, end - r);
-    r = end >= uncopied.size() ? region::kNoRegion : uncopied.FindNextSet(end);
-  }
-  w.U32(static_cast<uint32_t>(uncopied_ranges.size()));
-  for (auto [start, len] : uncopied_ranges) {
-    w.U64(start);
-    w.U64(len);
-  }
+  PutRuns(w, uncopied, true);
   return w.Take();
 }
 
@@ -151,16 +165,7 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
   s.log = region::LogState(nr_regions, region_size);
   region::RegionBitmap in_sync(nr_regions, true);
   s.members = GetNodes(r);
-  const uint32_t nranges = r.U32();
-  for (uint32_t i = 0; i < nranges && r.ok(); ++i) {
-    const uint64_t start = r.U64();
-    const uint64_t len = r.U64();
-    if (start >= nr_regions || len > nr_regions - start) {
-      r.Fail("out-of-sync range " + std::to_string(start) + "+" + std::to_string(len));
-      break;
-    }
-    for (uint64_t x = start; x < start + len; ++x) in_sync.Clear(x);
-  }
+  GetRuns(r, in_sync, false, "out-of-sync");
   s.log.ReplaceInSync(std::move(in_sync));
   const uint32_t nowners = r.U32();
   for (uint32_t i = 0; i < nowners && r.ok(); ++i) {
@@ -206,17 +211,8 @@ Result<ClusterState> ClusterState::DecodeCheckpoint(std::span<const uint8_t> byt
     r.Fail(std::to_string(nremoved) + " legs removed of " + std::to_string(s.first_legs));
   }
   s.leg_epoch = r.U32();
-  const uint32_t nuncopied = r.U32();
-  if (nuncopied > 0) s.uncopied = region::RegionBitmap(nr_regions);
-  for (uint32_t i = 0; i < nuncopied && r.ok(); ++i) {
-    const uint64_t start = r.U64();
-    const uint64_t len = r.U64();
-    if (start >= nr_regions || len > nr_regions - start) {
-      r.Fail("uncopied range " + std::to_string(start) + "+" + std::to_string(len));
-      break;
-    }
-    for (uint64_t x = start; x < start + len; ++x) s.uncopied.Set(x);
-  }
+  region::RegionBitmap uncopied(nr_regions);
+  if (GetRuns(r, uncopied, true, "uncopied") > 0) s.uncopied = std::move(uncopied);
   if (!r.ok() || !r.AtEnd()) return Corrupt("checkpoint: " + r.Problem());
   return s;
 }
