@@ -242,25 +242,25 @@ for n in "${hit[@]}"; do
   fi
 done
 ((exact)) || expected_total="n/a"
+# expect_logged NODE TEXT WHAT: NODE's clogd logged TEXT (its first such line is shown),
+# else a problem "NODE's clogd did not log WHAT".
+expect_logged() {
+  local line
+  line=$(grep -h "$2" "$out/vm$1/clogd.log" 2>/dev/null | head -n 1 || true)
+  if [[ -z $line ]]; then
+    problem "node $1's clogd did not log $3"
+    matched=no
+  else
+    echo "node $1: $line"
+  fi
+}
 if [[ $scenario == leg-fails ]]; then
   # Nobody left: nothing resynced for a node. Every node removed the leg in one transaction.
   expected_total="n/a"
   for i in "${live[@]}"; do
-    line=$(grep -h "removed on every node" "$out/vm$i/clogd.log" 2>/dev/null | head -n 1 || true)
-    if [[ -z $line ]]; then
-      problem "node $i's clogd did not log the leg's removal"
-      matched=no
-    else
-      echo "node $i: $line"
-    fi
+    expect_logged "$i" "removed on every node" "the leg's removal"
     # Then clogctl add-leg put the disk back, as a third leg again, on every node.
-    line=$(grep -h "added on every node" "$out/vm$i/clogd.log" 2>/dev/null | head -n 1 || true)
-    if [[ -z $line ]]; then
-      problem "node $i's clogd did not log the leg added back"
-      matched=no
-    else
-      echo "node $i: $line"
-    fi
+    expect_logged "$i" "added on every node" "the leg added back"
     echo "node $i: table now: $(cat "$out/vm$i/table" 2>/dev/null || echo none)"
     if ! grep -q " 3 [^ ]* 0 [^ ]* 0 [^ ]* 0 1 handle_errors" "$out/vm$i/table" 2>/dev/null; then
       problem "node $i's table does not have 3 legs again: $(cat "$out/vm$i/table" 2>/dev/null)"
@@ -272,14 +272,7 @@ if [[ $scenario == leg-replaced ]]; then
   # Nobody left: nothing resynced for a node. The operator's replacement, on every node.
   expected_total="n/a"
   for i in "${live[@]}"; do
-    line=$(grep -h "replaced by /dev/mapper/path_vdd on every node" "$out/vm$i/clogd.log" 2>/dev/null |
-      head -n 1 || true)
-    if [[ -z $line ]]; then
-      problem "node $i's clogd did not log the replacement"
-      matched=no
-    else
-      echo "node $i: $line"
-    fi
+    expect_logged "$i" "replaced by /dev/mapper/path_vdd on every node" "the replacement"
     echo "node $i: table now: $(cat "$out/vm$i/table" 2>/dev/null || echo none)"
   done
   grep -h "operator at\|replaced at" "$out/vm1/stdout" 2>/dev/null || true
