@@ -89,7 +89,16 @@ void ClusterLog::OutOfSyncByFailedWrite(RegionNo r, NodeId node) {
   state_.awaiting_reports[key] = {state_.members.begin(), state_.members.end()};
   reported_.erase(key);
   Report(key);
-  if (options_.rearm_kernel) Rearm([] {});
+  if (options_.rearm_kernel) {
+    reveal_wanted_ = true;
+    RevealFailedWrites();
+  }
+}
+
+void ClusterLog::RevealFailedWrites() {
+  if (!reveal_wanted_ || leg_tx_ || legs_unrecoverable_ || leg_check_in_flight_) return;
+  reveal_wanted_ = false;
+  Rearm([] {});
 }
 
 void ClusterLog::CheckLegs() {
@@ -108,6 +117,7 @@ void ClusterLog::CheckLegs() {
       leg_check_again_ = false;
       CheckLegs();
     }
+    RevealFailedWrites();  // no leg change after all
   });
 }
 
@@ -227,11 +237,17 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   } else {
     Log(Severity::kWarning, "removal of " + leg + " aborted: " + why);
   }
+  if (commit && (prepared_tx_ == tx.tx || preparing_tx_ == tx.tx)) {
+    // This node's kernel is suspended for the new table: that suspend reveals what the
+    // failed writes hid, as the rearm put off for it would have.
+    reveal_wanted_ = false;
+  }
   if (prepared_tx_ == tx.tx) {
     FinishLocal(commit, true);
   } else if (preparing_tx_ == tx.tx) {
     early_decisions_[tx.tx] = commit;  // applied when the prepare is done
   }
+  RevealFailedWrites();  // aborted, or committed without a reload here
   if (!commit && !tx.replace && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
     leg_retry_scheduled_ = true;
     std::weak_ptr<bool> alive = alive_;

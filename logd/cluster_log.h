@@ -280,6 +280,13 @@ class ClusterLog : public ClusterHandler {
   // `node`: as at a merge, every member hides it from its kernel until a rearm and reports
   // its marks, and its recovery waits for the reports.
   void OutOfSyncByFailedWrite(RegionNo r, NodeId node);
+  // The rearm that reveals regions hidden by failed writes, unless a leg change is under
+  // way here (a failed leg seen, its check or transaction open): that change suspends
+  // the kernel anyway, and a rearm before it resets the kernel's in-sync hint to 0, so
+  // the change's own suspend then waits out dm-log-userspace's IS_REMOTE_RECOVERING
+  // throttle (scripts/faults leg-fails: a 489 ms prepare after a rearm, 33 ms without).
+  void RevealFailedWrites();
+  bool reveal_wanted_ = false;  // a failed write's rearm was put off by a leg change
   void OnLegHealth(const Result<LegHealth>& health);
   void OnLegRemoval(NodeId from, const LegRemovalMsg& m);
   void OnLegVote(NodeId from, const LegVoteMsg& m);
