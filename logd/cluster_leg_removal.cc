@@ -14,6 +14,8 @@ namespace clogd::logd {
 
 namespace {
 constexpr uint64_t kLegRetryUs = 2'000'000;  // after an abort or a refused proposal
+// How long a failed write's reveal waits for the failing node's proposal to remove a leg.
+constexpr uint64_t kLegVerdictWaitUs = 1'000'000;
 }  // namespace
 
 LegChange ClusterLog::LegTx::Change() const {
@@ -91,12 +93,60 @@ void ClusterLog::OutOfSyncByFailedWrite(RegionNo r, NodeId node) {
   Report(key);
   if (options_.rearm_kernel) {
     reveal_wanted_ = true;
-    RevealFailedWrites();
+    if (node != me_ && options_.schedule) {
+      // The failing node reads its legs now and, if one failed, proposes its removal in a
+      // few milliseconds: the reveal waits for that (or for kLegVerdictWaitUs at most).
+      const uint64_t wait = ++leg_verdict_waits_;
+      leg_verdict_awaited_[node] = wait;
+      std::weak_ptr<bool> alive = alive_;
+      options_.schedule(kLegVerdictWaitUs, [this, alive, node, wait] {
+        if (alive.expired() || !*alive.lock()) return;
+        if (auto it = leg_verdict_awaited_.find(node);
+            it != leg_verdict_awaited_.end() && it->second == wait) {
+          leg_verdict_awaited_.erase(it);
+          RevealHidden();
+        }
+      });
+    }
+    RevealHidden();
   }
 }
 
-void ClusterLog::RevealFailedWrites() {
-  if (!reveal_wanted_ || leg_tx_ || legs_unrecoverable_ || leg_check_in_flight_) return;
+bool ClusterLog::KernelAwaitsACopy() {
+  std::erase_if(copy_awaited_, [this](RegionNo r) { return state_.log.InSync(r); });
+  return !copy_awaited_.empty();
+}
+
+bool ClusterLog::KernelSeesAnyOutOfSync() {
+  // Looked at again only when what it depends on changed (Pump calls this for every
+  // request).
+  const std::array<uint64_t, 4> key{state_.log.SyncCount(), hidden_out_of_sync_.size(),
+                                    hide_all_out_of_sync_ ? 1u : 0u, state_.uncopied.count()};
+  if (key == seen_out_of_sync_key_) return seen_out_of_sync_;
+  seen_out_of_sync_key_ = key;
+  seen_out_of_sync_ = false;
+  for (RegionNo r = state_.log.NextOutOfSync(0); r != region::kNoRegion;
+       r = state_.log.NextOutOfSync(r + 1)) {
+    if (!KernelSeesInSync(r)) {
+      seen_out_of_sync_ = true;
+      break;
+    }
+  }
+  return seen_out_of_sync_;
+}
+
+void ClusterLog::RevealHidden() {
+  if (!reveal_wanted_ || leg_tx_ || legs_unrecoverable_ || leg_check_in_flight_ ||
+      !leg_verdict_awaited_.empty()) {
+    return;
+  }
+  if (KernelAwaitsACopy()) return;
+  // One kernel must go on copying: a write that comes in during a suspend and must wait for
+  // a copy keeps the suspend from ending, and if every member suspended so, nobody would
+  // copy. So the log server reveals only once its kernel sees nothing out of sync, and
+  // while there is no server (it left; the announce round chooses the next), nobody does.
+  if (state_.server == 0) return;
+  if (state_.server == me_ && KernelSeesAnyOutOfSync()) return;
   reveal_wanted_ = false;
   Rearm([] {});
 }
@@ -117,7 +167,7 @@ void ClusterLog::CheckLegs() {
       leg_check_again_ = false;
       CheckLegs();
     }
-    RevealFailedWrites();  // no leg change after all
+    RevealHidden();  // no leg change after all
   });
 }
 
@@ -156,6 +206,13 @@ void ClusterLog::OnLegHealth(const Result<LegHealth>& health) {
 
 void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
   if (from == me_) leg_proposed_ = false;
+  // The proposal the reveal waited for: whether it opens or is set aside, the reveal is
+  // looked at again on the way out (put off while a transaction is open).
+  leg_verdict_awaited_.erase(from);
+  struct RevealOnReturn {
+    ClusterLog* log;
+    ~RevealOnReturn() { log->RevealHidden(); }
+  } reveal_on_return{this};
   const std::string what = "removal of leg " + std::to_string(m.leg) + " of " +
                            std::to_string(m.legs) + " (from node " + std::to_string(from) + ")";
   auto retry = [this] {
@@ -238,16 +295,23 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
     Log(Severity::kWarning, "removal of " + leg + " aborted: " + why);
   }
   if (commit && (prepared_tx_ == tx.tx || preparing_tx_ == tx.tx)) {
-    // This node's kernel is suspended for the new table: that suspend reveals what the
-    // failed writes hid, as the rearm put off for it would have.
+    // This node's kernel is suspended for the new table, whose kernel has asked nothing
+    // yet: nothing needs hiding from it, as at a replacement. What was hidden after this
+    // suspend began would otherwise stay hidden for good (answered "in sync" while another
+    // node copies it, so its writes mark it and wait for that copy; two kernels each
+    // waiting so for the other's copy stopped: clog-sim --seed 77 --legs 3).
     reveal_wanted_ = false;
+    hidden_out_of_sync_.clear();
+    reveal_at_postsuspend_.clear();
+    hide_all_out_of_sync_ = false;
+    reveal_all_at_postsuspend_ = false;
   }
   if (prepared_tx_ == tx.tx) {
     FinishLocal(commit, true);
   } else if (preparing_tx_ == tx.tx) {
     early_decisions_[tx.tx] = commit;  // applied when the prepare is done
   }
-  RevealFailedWrites();  // aborted, or committed without a reload here
+  RevealHidden();  // aborted, or committed without a reload here
   if (!commit && !tx.replace && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
     leg_retry_scheduled_ = true;
     std::weak_ptr<bool> alive = alive_;

@@ -97,6 +97,7 @@ void ClusterLog::Pump() {
     pending_.pop_front();
   }
   WakeStarvedKernel();
+  RevealHidden();
 }
 
 void ClusterLog::WakeStarvedKernel() {
@@ -237,6 +238,7 @@ bool ClusterLog::TryAnswer(Pending& p) {
     case DM_ULOG_POSTSUSPEND:
       // Quiesced: regions hidden before this suspend began may be seen as they are.
       for (RegionNo r : reveal_at_postsuspend_) hidden_out_of_sync_.erase(r);
+      copy_awaited_.clear();  // nothing in flight now
       reveal_at_postsuspend_.clear();
       if (reveal_all_at_postsuspend_) hide_all_out_of_sync_ = false;
       reveal_all_at_postsuspend_ = false;
@@ -346,6 +348,11 @@ bool ClusterLog::TryAnswer(Pending& p) {
           // nothing waits for a copy then, and nothing may be let through, as an abort
           // would resume the old table with the region NOSYNC for good.)
           recovering = false;
+        }
+        if (recovering) {
+          copy_awaited_.insert(*r);  // a write requeued until r is copied
+        } else {
+          copy_awaited_.erase(*r);
         }
         reply.payload = RemoteRecoveringPayload(
             recovering, first == kNoRegion ? state_.log.nr_regions() : first);

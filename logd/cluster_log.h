@@ -4,6 +4,7 @@
 // when what a reply depends on has been agreed). The protocol is in logd/CLUSTER.md.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <map>
@@ -280,13 +281,32 @@ class ClusterLog : public ClusterHandler {
   // `node`: as at a merge, every member hides it from its kernel until a rearm and reports
   // its marks, and its recovery waits for the reports.
   void OutOfSyncByFailedWrite(RegionNo r, NodeId node);
-  // The rearm that reveals regions hidden by failed writes, unless a leg change is under
-  // way here (a failed leg seen, its check or transaction open): that change suspends
-  // the kernel anyway, and a rearm before it resets the kernel's in-sync hint to 0, so
-  // the change's own suspend then waits out dm-log-userspace's IS_REMOTE_RECOVERING
-  // throttle (scripts/faults leg-fails: a 489 ms prepare after a rearm, 33 ms without).
-  void RevealFailedWrites();
-  bool reveal_wanted_ = false;  // a failed write's rearm was put off by a leg change
+  // The rearm that reveals hidden regions (a merge's, a failed write's). Put off:
+  //  * while a leg change is under way here (a failed leg seen, its check or transaction
+  //    open), or may be coming (another node's write failed: up to 1 s for its proposal
+  //    to remove the leg): that change suspends the kernel anyway, and a rearm before it resets the
+  //    kernel's in-sync hint to 0, so the change's own suspend then waits out
+  //    dm-log-userspace's IS_REMOTE_RECOVERING throttle (scripts/faults leg-fails: a
+  //    489 ms prepare after a rearm, 122 ms without);
+  //  * while this node's kernel has a write waiting for another node's copy (told
+  //    "recovering", region still out of sync): its suspend would wait for that copy, and
+  //    if every member suspended so, nobody would copy (clog-sim --seed 2107 --legs 3: a
+  //    node left while a new leg was being copied);
+  //  * on the log server, while its kernel sees a region out of sync; and on every node
+  //    while there is no server: a write that comes in during the suspend may have to
+  //    wait for a copy too, so one kernel, the server's, goes on copying.
+  // Pump tries again.
+  void RevealHidden();
+  bool reveal_wanted_ = false;  // a reveal rearm is due but was put off
+  // Nodes whose failed write was delivered here and whose leg removal may follow (by the
+  // number of the wait that ends it); the reveal waits for it.
+  std::map<NodeId, uint64_t> leg_verdict_awaited_;
+  uint64_t leg_verdict_waits_ = 0;
+  std::set<RegionNo> copy_awaited_;  // told "recovering" for these (IS_REMOTE_RECOVERING)
+  bool KernelAwaitsACopy();
+  bool KernelSeesAnyOutOfSync();
+  std::array<uint64_t, 4> seen_out_of_sync_key_{~uint64_t{0}, 0, 0, 0};
+  bool seen_out_of_sync_ = false;
   void OnLegHealth(const Result<LegHealth>& health);
   void OnLegRemoval(NodeId from, const LegRemovalMsg& m);
   void OnLegVote(NodeId from, const LegVoteMsg& m);

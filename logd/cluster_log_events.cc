@@ -283,7 +283,10 @@ void ClusterLog::MergeDeparted(NodeId node, const std::vector<RegionNo>& regions
   // The hidden regions are revealed at the POSTSUSPEND of a suspend that begins after
   // this point (PRESUSPEND takes the set): the kernel is quiesced there, so no write is
   // between its two IN_SYNC questions when the answer changes.
-  if (!hidden.empty() || hid_all) Rearm([] {});
+  if ((!hidden.empty() || hid_all) && options_.rearm_kernel) {
+    reveal_wanted_ = true;
+    RevealHidden();
+  }
 }
 
 void ClusterLog::Report(NodeId failed) {

@@ -35,7 +35,8 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
                                                        : "clustered-core 1024";
   }
 
-  // fence_grace_us > 0: the node's timers are kept in timers_[n] until FireTimers(n).
+  // fence_grace_us > 0 or with_timers_: the node's timers are kept in timers_[n] until
+  // FireTimers(n).
   Node& Start(NodeId n, uint32_t expected_nodes = 0, uint64_t fence_grace_us = 0) {
     auto& node = nodes_[n];
     node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
@@ -43,7 +44,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     o.node_id = n;
     o.expected_nodes = expected_nodes;
     o.fence_grace_us = fence_grace_us;
-    if (fence_grace_us > 0) {
+    if (fence_grace_us > 0 || with_timers_) {
       o.schedule = [this, n](uint64_t, std::function<void()> fn) {
         timers_[n].push_back(std::move(fn));
       };
@@ -170,6 +171,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
   }
 
   bool with_legs_ = false;
+  bool with_timers_ = false;
   // The leg hooks' and rearms' suspends reach the log, and rearms are answered (RunAll).
   bool kernels_suspend_ = false;
   std::map<NodeId, int> rearms_;  // rearms asked for, by node

@@ -15,13 +15,14 @@ using testing::Regions;
 using ClusterLegTest = ClusterLogTest;
 
 // A write fails on a leg that failed. Its region goes out of sync, hidden from every kernel
-// (answered "in sync") until a suspend has quiesced it. On the node that saw the leg fail,
-// that suspend is the leg's removal: a rearm before it would reset the kernel's in-sync
-// hint to 0, and the reload's suspend would then wait out dm-log-userspace's throttle of
-// IS_REMOTE_RECOVERING (scripts/faults leg-fails: a 489 ms suspend). A node whose legs
-// look healthy reveals the region at once, with a rearm, as before.
+// (answered "in sync") until a suspend has quiesced it. Here that suspend is the leg's
+// removal, on every node: a rearm before it would reset the kernel's in-sync hint to 0,
+// and the reload's suspend would then wait out dm-log-userspace's throttle of
+// IS_REMOTE_RECOVERING (scripts/faults leg-fails: 489 ms and 293 ms suspends, on the node
+// that saw the leg fail and on one that rearmed before its own write failed).
 TEST_P(ClusterLegTest, AFailedLegsRemovalIsTheSuspendThatRevealsItsFailedWrite) {
   with_legs_ = true;
+  with_timers_ = true;
   kernels_suspend_ = true;
   for (NodeId n : {1u, 2u, 3u}) {
     mirrors_[n].health = {3, {}};
@@ -34,16 +35,44 @@ TEST_P(ClusterLegTest, AFailedLegsRemovalIsTheSuspendThatRevealsItsFailedWrite) 
   auto zero = S64Payload(0);
   failed.insert(failed.end(), zero.begin(), zero.end());
   EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, failed).error, 0);
-  EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({5}))), 1) << "hidden until a suspend";
+  for (NodeId n : {1u, 2u, 3u}) {
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 1) << "hidden until a suspend";
+  }
   RunAll();
   for (NodeId n : {1u, 2u, 3u}) {
     ASSERT_EQ(mirrors_[n].finished, std::vector<bool>{true}) << "node " << n;
     EXPECT_EQ(Log(n).state().CurrentLegs(), 2u) << "node " << n;
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
+    EXPECT_EQ(rearms_[n], before[n]) << "node " << n << " rearmed before the leg's removal";
   }
-  EXPECT_EQ(rearms_[1], before[1]) << "node 1 rearmed its kernel before the leg's removal";
-  EXPECT_EQ(rearms_[2], before[2] + 1);
-  EXPECT_EQ(rearms_[3], before[3] + 1);
+}
+
+// No removal follows (a 2-leg mirror keeps its legs; its writes stay held until a
+// replacement): the other nodes reveal the region with a rearm once they have waited
+// for a proposal long enough. The node whose leg failed leaves it to the replacement.
+TEST_P(ClusterLegTest, AFailedWriteNoRemovalFollowsIsRevealedByARearm) {
+  with_legs_ = true;
+  with_timers_ = true;
+  kernels_suspend_ = true;
+  for (NodeId n : {1u, 2u, 3u}) Start(n);
+  RunAll();
+  std::map<NodeId, int> before = rearms_;
+  mirrors_[1].health.failed = {1};
+  std::vector<uint8_t> failed = Regions({5});
+  auto zero = S64Payload(0);
+  failed.insert(failed.end(), zero.begin(), zero.end());
+  EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, failed).error, 0);
+  RunAll();
+  for (NodeId n : {2u, 3u}) {
+    EXPECT_EQ(rearms_[n], before[n]) << "node " << n << " did not wait for a proposal";
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 1) << "node " << n;
+    FireTimers(n);
+    RunAll();
+    EXPECT_EQ(rearms_[n], before[n] + 1) << "node " << n;
+    EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "node " << n;
+  }
+  EXPECT_EQ(rearms_[1], before[1]);
+  EXPECT_TRUE(mirrors_[1].prepared.empty()) << "a 2-leg mirror lost a leg";
 }
 
 // An operator replaces the failed leg of a 2-leg mirror: every node loads the table with
