@@ -195,6 +195,13 @@ void ClusterLog::OnDelta(const DeltaMsg& m) {
 
 void ClusterLog::OnNeedCheckpoint(NodeId from, const NeedCheckpointMsg& m) {
   if (m.view_id != round_.view_id || !round_.decided) return;
+  if (leg_tx_ && leg_tx_->awaiting.contains(from)) {
+    // The checkpoint it takes does not carry an open leg transaction, and the messages it
+    // buffered before this point are dropped: it would never vote, and could open a leg
+    // change of its own that the others set aside (clog-sim --seed 4102 --legs 3). So the
+    // transaction ends here, on every member alike; the proposer tries again.
+    DecideLegTx(false, "node " + std::to_string(from) + " is taking a full checkpoint");
+  }
   if (from == me_ && !ready_) {
     // The checkpoint answering this is taken at this point of the agreed order: what was
     // buffered before it is already in it.
