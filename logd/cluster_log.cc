@@ -319,6 +319,7 @@ bool ClusterLog::TryAnswer(Pending& p) {
         reply.payload = S64Payload(in_sync && AnswersClean(*r) ? 1 : 0);
       } else if (req.type == DM_ULOG_IN_SYNC) {
         reply.payload = S64Payload(in_sync ? 1 : 0);
+        DropAdoptedMarkOf(*r);
       } else {
         // Every out-of-sync region counts as recovering: no node may write a region
         // unmarked (NOSYNC) while another might copy it (H1).
@@ -521,6 +522,16 @@ void ClusterLog::FailDevice(const Status& s) {
     Send(DeviceFailedMsg{});
   } else {
     state_.device_suspect = true;  // bootstrapping: the state is this node's to set
+  }
+}
+
+void ClusterLog::DropAdoptedMarkOf(RegionNo r) {
+  if (adopted_marks_.erase(r) == 0) return;
+  if (own_dirty_.erase(r) > 0) {
+    slot_dirty_ = true;
+    delta_marks_.erase(r);
+    delta_clears_.insert(r);
+    PublishOwnMarks();
   }
 }
 

@@ -227,6 +227,11 @@ class ClusterLog : public ClusterHandler {
   // every inherited mark the kernel did not mark again is released.
   std::set<RegionNo> adopted_marks_;
   void DropStaleAdoptedMarks();
+  // The kernel asked IN_SYNC for r: dm-raid1 asks only for a region not in its region hash,
+  // so it holds no write to r marked, and an inherited mark of r is stale. Released at
+  // once: the rearm that would release it can wait for a write to r that waits for r's
+  // copy, which that very mark holds up (clog-sim --seed 3258 --legs 3).
+  void DropAdoptedMarkOf(RegionNo r);
   void ReleaseInheritedCopies(const std::vector<RegionNo>& regions);
   // Publishes this node's pending mark changes now (slot write / MARKS, IDLE).
   void PublishOwnMarks();

@@ -49,13 +49,14 @@ class FakeCluster {
       fn();
     }
   }
-  // The node vanishes from every group: no more deliveries to it, the others see it leave.
-  void Crash(NodeId n) {
+  // The node vanishes from every group: no more deliveries to it, the others see it leave
+  // (why: the node went down, or only its process did).
+  void Crash(NodeId n, Membership::LeaveReason why = Membership::LeaveReason::kNodeDown) {
     for (auto& [group, members] : groups_) {
       for (size_t i = 0; i < members.size(); ++i) {
         if (members[i].first == n) {
           members.erase(members.begin() + static_cast<std::ptrdiff_t>(i));
-          Change(group, {}, {n});
+          Change(group, {}, {n}, why);
           break;
         }
       }
@@ -66,13 +67,14 @@ class FakeCluster {
   uint64_t multicasts() const { return multicasts_; }
 
  private:
-  void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left) {
+  void Change(const std::string& group, std::vector<NodeId> joined, std::vector<NodeId> left,
+              Membership::LeaveReason why = Membership::LeaveReason::kNodeDown) {
     Membership m;
     m.view_id = ++view_;
     for (auto& [node, h] : groups_[group]) m.members.push_back(node);
     m.joined = joined;
     m.left = left;
-    m.left_reasons.assign(left.size(), Membership::LeaveReason::kNodeDown);
+    m.left_reasons.assign(left.size(), why);
     for (auto& [node, h] : groups_[group]) h->OnMembership(m);
   }
   void DoJoin(const std::string& group, NodeId n, ClusterHandler* h) {
