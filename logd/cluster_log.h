@@ -289,8 +289,8 @@ class ClusterLog : public ClusterHandler {
   // The rearm that reveals hidden regions (a merge's, a failed write's). Put off:
   //  * while a leg change is under way here (a failed leg seen, its check or transaction
   //    open), or may be coming (another node's write failed: up to 1 s for its proposal
-  //    to remove the leg): that change suspends the kernel anyway, and a rearm before it resets the
-  //    kernel's in-sync hint to 0, so the change's own suspend then waits out
+  //    to remove the leg): that change suspends the kernel anyway, and a rearm before it
+  //    resets the kernel's in-sync hint to 0, so the change's own suspend then waits out
   //    dm-log-userspace's IS_REMOTE_RECOVERING throttle (scripts/faults leg-fails: a
   //    489 ms prepare after a rearm, 122 ms without);
   //  * while this node's kernel has a write waiting for another node's copy (told

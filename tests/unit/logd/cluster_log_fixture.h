@@ -85,6 +85,14 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     return {};
   }
 
+  // Node n's kernel sets region r in sync (a copy done) or out of sync (a failed write).
+  UlogReply SetRegionSync(NodeId n, uint64_t r, bool in_sync) {
+    std::vector<uint8_t> payload = Regions({r});
+    auto flag = S64Payload(in_sync ? 1 : 0);
+    payload.insert(payload.end(), flag.begin(), flag.end());
+    return Send(n, DM_ULOG_SET_REGION_SYNC, payload);
+  }
+
   const ClusterLog& Log(NodeId n) { return *nodes_[n].engine->FindCluster("LVM-cluster"); }
 
   std::pair<bool, uint64_t> Work(NodeId n) {

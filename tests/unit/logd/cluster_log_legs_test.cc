@@ -31,10 +31,7 @@ TEST_P(ClusterLegTest, AFailedLegsRemovalIsTheSuspendThatRevealsItsFailedWrite) 
   RunAll();
   std::map<NodeId, int> before = rearms_;
   mirrors_[1].health.failed = {2};
-  std::vector<uint8_t> failed = Regions({5});
-  auto zero = S64Payload(0);
-  failed.insert(failed.end(), zero.begin(), zero.end());
-  EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, failed).error, 0);
+  EXPECT_EQ(SetRegionSync(1, 5, false).error, 0);
   for (NodeId n : {1u, 2u, 3u}) {
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_IN_SYNC, Regions({5}))), 1) << "hidden until a suspend";
   }
@@ -58,10 +55,7 @@ TEST_P(ClusterLegTest, AFailedWriteNoRemovalFollowsIsRevealedByARearm) {
   RunAll();
   std::map<NodeId, int> before = rearms_;
   mirrors_[1].health.failed = {1};
-  std::vector<uint8_t> failed = Regions({5});
-  auto zero = S64Payload(0);
-  failed.insert(failed.end(), zero.begin(), zero.end());
-  EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, failed).error, 0);
+  EXPECT_EQ(SetRegionSync(1, 5, false).error, 0);
   RunAll();
   for (NodeId n : {2u, 3u}) {
     EXPECT_EQ(rearms_[n], before[n]) << "node " << n << " did not wait for a proposal";
@@ -106,10 +100,7 @@ TEST_P(ClusterLegTest, AReplacedLegIsLoadedEverywhereThenEveryRegionIsCopiedToIt
       if (!has) continue;
       any = true;
       EXPECT_TRUE(copied.insert(r).second) << "region " << r << " handed out twice";
-      std::vector<uint8_t> done = Regions({r});
-      auto one = S64Payload(1);
-      done.insert(done.end(), one.begin(), one.end());
-      EXPECT_EQ(Send(n, DM_ULOG_SET_REGION_SYNC, done).error, 0);
+      EXPECT_EQ(SetRegionSync(n, r, true).error, 0);
     }
   }
   EXPECT_EQ(copied.size(), kRegions);
@@ -125,15 +116,12 @@ TEST_P(ClusterLegTest, ARestartedDaemonNeverHidesARegionNotCopiedToTheNewLeg) {
   for (NodeId n : {1u, 2u, 3u}) Start(n);
   RunAll();
   ASSERT_TRUE(Replace(1, std::nullopt, "/dev/sdz").value_or(Busy("no answer")).ok());
-  auto one = S64Payload(1);
   std::vector<RegionNo> copied;
   for (int i = 0; i < 2; ++i) {
     auto [has, r] = Work(2);
     ASSERT_TRUE(has);
     copied.push_back(r);
-    std::vector<uint8_t> set = Regions({r});
-    set.insert(set.end(), one.begin(), one.end());
-    EXPECT_EQ(Send(2, DM_ULOG_SET_REGION_SYNC, set).error, 0);
+    EXPECT_EQ(SetRegionSync(2, r, true).error, 0);
   }
   RegionNo uncopied = 0;
   while (uncopied == copied[0] || uncopied == copied[1]) ++uncopied;

@@ -52,10 +52,7 @@ TEST_P(ClusterLogTest, DepartedNodesMarksAreResyncedOnceBySurvivors) {
       auto [has, r] = Work(n);
       if (!has) continue;
       EXPECT_TRUE(claimed.insert(r).second) << "region " << r << " handed out twice";
-      std::vector<uint8_t> done = Regions({r});
-      auto one = S64Payload(1);
-      done.insert(done.end(), one.begin(), one.end());
-      EXPECT_EQ(Send(n, DM_ULOG_SET_REGION_SYNC, done).error, 0);
+      EXPECT_EQ(SetRegionSync(n, r, true).error, 0);
     }
   }
   EXPECT_EQ(claimed, (std::set<uint64_t>{5, 9}));
@@ -88,10 +85,7 @@ TEST_P(ClusterLogTest, TheLogServerGoesOnCopyingWhileTheOthersRevealADeparture) 
   EXPECT_EQ(rearms_[1], before[1]) << "the server suspended while region 4 was to be copied";
   EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({9}))), 1) << "hidden until its rearm";
   for (auto [has, r] = Work(1); has; std::tie(has, r) = Work(1)) {
-    std::vector<uint8_t> done = Regions({r});
-    auto one = S64Payload(1);
-    done.insert(done.end(), one.begin(), one.end());
-    EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, done).error, 0);
+    EXPECT_EQ(SetRegionSync(1, r, true).error, 0);
     RunAll();
   }
   EXPECT_EQ(rearms_[1], before[1] + 1) << "the server's kernel sees nothing out of sync now";
@@ -115,10 +109,7 @@ TEST_P(ClusterLogTest, AnAdoptedMarkIsReleasedWhenTheKernelAsksWhetherItsRegionI
   Start(3);
   RunAll();
   ASSERT_TRUE(Log(3).ready());
-  std::vector<uint8_t> failed = Regions({9});  // a write to region 9 fails on node 1
-  auto zero = S64Payload(0);
-  failed.insert(failed.end(), zero.begin(), zero.end());
-  EXPECT_EQ(Send(1, DM_ULOG_SET_REGION_SYNC, failed).error, 0);
+  EXPECT_EQ(SetRegionSync(1, 9, false).error, 0);  // a write to region 9 fails on node 1
   RunAll();
   EXPECT_FALSE(Work(1).first) << "region 9 is still marked by node 3";
   EXPECT_EQ(AsS64(Send(3, DM_ULOG_IN_SYNC, Regions({9}))), 1)
@@ -239,10 +230,7 @@ TEST_P(ClusterLogTest, ANodeThatLostTheClusterRejoinsWithADelta) {
   auto [has, r] = Work(1);
   ASSERT_TRUE(has);
   ASSERT_EQ(r, 5u);
-  std::vector<uint8_t> done = Regions({5});
-  auto one = S64Payload(1);
-  done.insert(done.end(), one.begin(), one.end());
-  Send(1, DM_ULOG_SET_REGION_SYNC, done);
+  SetRegionSync(1, 5, true);
   EXPECT_EQ(Log(1).state().sync_version, 2u) << "out of sync, then in sync again";
 
   ASSERT_TRUE(nodes_[3].transport->Join("clogd:LVM-cluster", &log3).ok());
