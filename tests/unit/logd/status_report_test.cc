@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cluster_log_fixture.h"
 #include "engine_fixture.h"
-#include "fake_cluster.h"
 
 namespace clogd::logd {
 namespace {
@@ -20,11 +20,10 @@ using testing::AsS64;
 using testing::CollectingSink;
 using testing::CtrPayload;
 using testing::Devices;
-using testing::FakeCluster;
+using testing::kRegions;
 using testing::Regions;
 using testing::Req;
 
-constexpr uint64_t kRegions = 64;
 const std::string kLen = std::to_string(kRegions * 1024);
 
 void ExpectFitsEightyColumns(const std::string& text) {
@@ -195,39 +194,11 @@ TEST_F(LocalStatusTest, LongUuidsAndManyMarksStillFitEightyColumns) {
 
 // --- clustered logs, three members over the in-process cluster
 
-class ClusterStatusTest : public ::testing::TestWithParam<const char*> {
+// The cluster state machine tests' fixture (Start, Send), with status reports on top.
+class ClusterStatusTest : public testing::ClusterLogTest {
  protected:
-  struct Node {
-    std::unique_ptr<FakeCluster::Transport> transport;
-    CollectingSink sink;
-    std::unique_ptr<LogEngine> engine;
-  };
-
-  ClusterStatusTest() { devices_.Add("/dev/shared", 2 << 20); }
   bool disk() const { return std::string(GetParam()) == "clustered-disk"; }
 
-  void Start(NodeId n) {
-    auto& node = nodes_[n];
-    node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
-    EngineOptions o;
-    o.node_id = n;
-    node.engine =
-        std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
-    const std::string args = disk() ? "clustered-disk /dev/shared 1024" : "clustered-core 1024";
-    Send(n, DM_ULOG_CTR, CtrPayload(kLen + " " + args + " nosync"));
-    Send(n, DM_ULOG_RESUME);
-  }
-  UlogReply Send(NodeId n, uint32_t type, std::vector<uint8_t> payload = {}) {
-    auto& node = nodes_[n];
-    UlogRequest r = Req(type, 100 + n, "LVM-cluster", std::move(payload));
-    node.engine->Submit(r);
-    cluster_.Run();
-    for (const auto& reply : node.sink.replies) {
-      if (reply.seq == r.seq) return reply;
-    }
-    ADD_FAILURE() << "node " << n << ": no reply to " << RequestTypeName(type);
-    return {};
-  }
   SlotReader Reader() {
     return [this](const std::string& device, uint64_t nr_regions,
                   const std::vector<uint32_t>& slots) -> Result<SlotPeek> {
@@ -244,9 +215,6 @@ class ClusterStatusTest : public ::testing::TestWithParam<const char*> {
     return BuildStatusReport(*nodes_[n].engine, o);
   }
 
-  Devices devices_;
-  FakeCluster cluster_;
-  std::map<NodeId, Node> nodes_;
   int device_reads_ = 0;
 };
 
