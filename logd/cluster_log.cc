@@ -289,12 +289,7 @@ bool ClusterLog::TryAnswer(Pending& p) {
       // sync: its recovery waits for this clear, and the kernel may send no FLUSH after it.
       bool waited_for = false;
       for (RegionNo r : *regions) {
-        if (own_dirty_.erase(r) > 0) {
-          slot_dirty_ = true;
-          delta_marks_.erase(r);
-          delta_clears_.insert(r);
-          waited_for |= !state_.log.InSync(r);
-        }
+        if (ForgetOwnMark(r)) waited_for |= !state_.log.InSync(r);
       }
       if (waited_for) PublishOwnMarks();
       Answer(reply);
@@ -525,24 +520,20 @@ void ClusterLog::FailDevice(const Status& s) {
   }
 }
 
+bool ClusterLog::ForgetOwnMark(RegionNo r) {
+  if (own_dirty_.erase(r) == 0) return false;
+  slot_dirty_ = true;
+  delta_marks_.erase(r);
+  delta_clears_.insert(r);
+  return true;
+}
+
 void ClusterLog::DropAdoptedMarkOf(RegionNo r) {
-  if (adopted_marks_.erase(r) == 0) return;
-  if (own_dirty_.erase(r) > 0) {
-    slot_dirty_ = true;
-    delta_marks_.erase(r);
-    delta_clears_.insert(r);
-    PublishOwnMarks();
-  }
+  if (adopted_marks_.erase(r) > 0 && ForgetOwnMark(r)) PublishOwnMarks();
 }
 
 void ClusterLog::DropStaleAdoptedMarks() {
-  for (RegionNo r : adopted_marks_) {
-    if (own_dirty_.erase(r) > 0) {
-      slot_dirty_ = true;
-      delta_marks_.erase(r);
-      delta_clears_.insert(r);
-    }
-  }
+  for (RegionNo r : adopted_marks_) ForgetOwnMark(r);
   adopted_marks_.clear();
   PublishOwnMarks();
 }

@@ -233,6 +233,8 @@ class ClusterLog : public ClusterHandler {
   // copy, which that very mark holds up (clog-sim --seed 3258 --legs 3).
   void DropAdoptedMarkOf(RegionNo r);
   void ReleaseInheritedCopies(const std::vector<RegionNo>& regions);
+  // Drops this node's mark of r, to be published as a clear; false if it held none.
+  bool ForgetOwnMark(RegionNo r);
   // Publishes this node's pending mark changes now (slot write / MARKS, IDLE).
   void PublishOwnMarks();
   // A daemon that (re)joins does not know what its running kernel has seen: every
