@@ -112,6 +112,13 @@ void ClusterLog::OutOfSyncByFailedWrite(RegionNo r, NodeId node) {
   }
 }
 
+void ClusterLog::UnhideAll() {
+  hidden_out_of_sync_.clear();
+  reveal_at_postsuspend_.clear();
+  hide_all_out_of_sync_ = false;
+  reveal_all_at_postsuspend_ = false;
+}
+
 bool ClusterLog::KernelAwaitsACopy() {
   std::erase_if(copy_awaited_, [this](RegionNo r) { return state_.log.InSync(r); });
   return !copy_awaited_.empty();
@@ -301,10 +308,7 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
     // node copies it, so its writes mark it and wait for that copy; two kernels each
     // waiting so for the other's copy stopped: clog-sim --seed 77 --legs 3).
     reveal_wanted_ = false;
-    hidden_out_of_sync_.clear();
-    reveal_at_postsuspend_.clear();
-    hide_all_out_of_sync_ = false;
-    reveal_all_at_postsuspend_ = false;
+    UnhideAll();
   }
   if (prepared_tx_ == tx.tx) {
     FinishLocal(commit, true);

@@ -123,10 +123,7 @@ void ClusterLog::CommitReplacement(const LegTx& tx) {
   // Nothing is hidden from the new table's kernel: it has asked nothing yet, so it cannot
   // have cached an answer; and a region it took for in sync it would read from any leg,
   // the empty new one too (clog-sim --seed 245 --legs 3: a stale read from the new leg).
-  hidden_out_of_sync_.clear();
-  reveal_at_postsuspend_.clear();
-  hide_all_out_of_sync_ = false;
-  reveal_all_at_postsuspend_ = false;
+  UnhideAll();
   state_.log.MarkAllOutOfSync();
   state_.uncopied = region::RegionBitmap(state_.log.nr_regions(), true);
   NoteInSyncReset();

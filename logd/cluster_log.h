@@ -304,6 +304,8 @@ class ClusterLog : public ClusterHandler {
   //    wait for a copy too, so one kernel, the server's, goes on copying.
   // Pump tries again.
   void RevealHidden();
+  // A new table's kernel (a committed reload) has asked nothing: nothing is hidden from it.
+  void UnhideAll();
   bool reveal_wanted_ = false;  // a reveal rearm is due but was put off
   // Nodes whose failed write was delivered here and whose leg removal may follow (by the
   // number of the wait that ends it); the reveal waits for it.
