@@ -166,10 +166,19 @@ void ClusterLog::CheckLegs() {
   }
   leg_check_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
-  options_.legs.inspect(uuid_, [this, alive](Result<LegHealth> health) {
+  options_.legs.inspect(uuid_, [this, alive, began = table_changes_](Result<LegHealth> health) {
     if (alive.expired() || !*alive.lock()) return;
     leg_check_in_flight_ = false;
-    OnLegHealth(health);
+    if (began != table_changes_) {
+      // It may have read the table a committed reload replaced: a replacement keeps the
+      // leg count, so its failed leg would pass for the new table's, and IS_REMOTE_RECOVERING
+      // would let the new table's writes through unmarked (NOSYNC in its region hash for
+      // good) while other nodes copy their regions (scripts/faults leg-replaced: the legs
+      // differed after the resync).
+      leg_check_again_ = true;
+    } else {
+      OnLegHealth(health);
+    }
     if (leg_check_again_) {
       leg_check_again_ = false;
       CheckLegs();
@@ -280,6 +289,7 @@ void ClusterLog::OnLegVote(NodeId from, const LegVoteMsg& m) {
 void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
   const LegTx tx = *leg_tx_;
   leg_tx_.reset();
+  if (commit) ++table_changes_;
   const std::string leg = "leg " + std::to_string(tx.leg) + " of " + std::to_string(tx.legs);
   if (tx.replace) {
     if (commit) {
@@ -406,6 +416,7 @@ void ClusterLog::FinishLocal(bool commit, bool next) {
       if (alive.expired() || !*alive.lock()) return;
       prepared_tx_ = 0;
       if (commit) {
+        ++table_changes_;
         kernel_starved_ = false;  // the new table asks for resync work
         std::vector<std::function<void()>> waiters;
         waiters.swap(rearm_waiters_);

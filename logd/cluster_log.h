@@ -354,6 +354,10 @@ class ClusterLog : public ClusterHandler {
   std::map<uint64_t, bool> early_decisions_;  // decided while its prepare ran
   bool leg_check_in_flight_ = false;
   bool leg_check_again_ = false;
+  // Committed reloads decided or finished here. A look at the legs begun before one may
+  // have read the old table (the device-mapper thread runs it between the reload's prepare
+  // and its finish): it is looked at again instead.
+  uint64_t table_changes_ = 0;
   bool leg_retry_scheduled_ = false;
   bool leg_proposed_ = false;  // our LEG_REMOVAL is not delivered yet
   // This node's table (the cluster's current one) has a failed leg: see IS_REMOTE_RECOVERING.

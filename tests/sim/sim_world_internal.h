@@ -447,9 +447,15 @@ class World {
 
   // sim_world_legs.cc: leg failure and the daemon's leg hooks over the kernel model.
   void FailALeg(std::optional<size_t> mirror = std::nullopt);
+  // Leg `index` of mirror m's table dies for every node, even the last one but one.
+  void FailTableLeg(size_t m, size_t index);
   // An operator's clogctl replace-leg / add-leg on a serving node of mirror m, with a new
-  // spare disk ("simleg<N>"); choices drawn from `rng`.
-  void ReplaceALeg(size_t m, SimRng& rng);
+  // spare disk ("simleg<N>"); choices drawn from `rng`. `outcome` (if given) learns
+  // whether it committed.
+  void ReplaceALeg(size_t m, SimRng& rng, std::function<void(bool)> outcome = {});
+  // h6-leg-replaced: the operator replaces mirror m's failed leg, and tries again a second
+  // after a refusal or an abort (up to `attempts` times), as an operator would.
+  void ReplaceUntilCommitted(size_t m, uint64_t seed, int attempts);
   static int SpareLegNumber(const std::string& device);
   // Waits for a suspend under way, then resumes the old table of a mirror left suspended
   // with a loaded one.

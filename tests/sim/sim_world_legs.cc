@@ -3,6 +3,8 @@
 // device-mapper hooks do on a real node, on the node's kernel model: read which table legs
 // the kernel saw fail (dmsetup status), suspend and load the table without one
 // (PrepareReload), then resume it or the old one (CommitReload / AbortReload).
+#include <deque>
+
 #include "tests/sim/sim_world_internal.h"
 
 namespace clogd::sim {
@@ -34,6 +36,16 @@ void World::FailALeg(std::optional<size_t> mirror_index) {
   mirror.legs->FailLeg(leg);
 }
 
+void World::FailTableLeg(size_t m, size_t index) {
+  SimMirror& mirror = *mirrors_[m];
+  if (index >= mirror.table_legs.size()) return;
+  const int leg = mirror.table_legs[index];
+  ++result_.faults_injected;
+  ++mirror.legs_failed;
+  Trace(Stamp() + " FAULT leg " + std::to_string(leg) + " of " + mirror.uuid + " fails");
+  mirror.legs->FailLeg(leg);
+}
+
 int World::SpareLegNumber(const std::string& device) {
   constexpr std::string_view kPrefix = "simleg";
   if (device.rfind(kPrefix, 0) != 0 || device.size() == kPrefix.size()) return -1;
@@ -45,7 +57,7 @@ int World::SpareLegNumber(const std::string& device) {
   return leg;
 }
 
-void World::ReplaceALeg(size_t m, SimRng& rng) {
+void World::ReplaceALeg(size_t m, SimRng& rng, std::function<void(bool)> outcome) {
   SimMirror& mirror = *mirrors_[m];
   std::vector<SimNode*> serving;
   for (auto& node : nodes_) {
@@ -53,10 +65,13 @@ void World::ReplaceALeg(size_t m, SimRng& rng) {
     const logd::ClusterLog* cl = node->daemon->FindCluster(mirror.uuid);
     if (cl != nullptr && cl->serving()) serving.push_back(node.get());
   }
-  if (serving.empty()) return;
-  SimNode& node = *serving[rng.Below(serving.size())];
-  MirrorModel* k = node.kernels[m].get();
-  if (k == nullptr) return;
+  SimNode* chosen = serving.empty() ? nullptr : serving[rng.Below(serving.size())];
+  MirrorModel* k = chosen == nullptr ? nullptr : chosen->kernels[m].get();
+  if (k == nullptr) {
+    if (outcome) outcome(false);
+    return;
+  }
+  SimNode& node = *chosen;
   // As an operator would: the failed leg if there is one, else a leg added while the
   // table is short of the legs it started with, else any leg but the first (the resync
   // source, which clogd refuses to drop while it works).
@@ -78,9 +93,10 @@ void World::ReplaceALeg(size_t m, SimRng& rng) {
         (leg ? "replace leg " + std::to_string(*leg) + " of " + mirror.uuid + " by " + device
              : "add " + device + " to " + mirror.uuid));
   logd::ClusterLog* cl = node.daemon->FindCluster(mirror.uuid);
-  cl->ReplaceLeg({leg, device, 0}, [this, device](Status s) {
+  cl->ReplaceLeg({leg, device, 0}, [this, device, outcome](Status s) {
     Trace(Stamp() + " operator: " + device + ": " + (s.ok() ? "committed" : s.ToString()));
     if (s.ok()) ++result_.legs_replaced;
+    if (outcome) outcome(s.ok());
   });
 }
 
@@ -98,9 +114,36 @@ void World::DropLeftoverReload(SimNode& node, size_t m, uint64_t inc) {
   }
 }
 
+namespace {
+// The daemon's device-mapper thread: one job at a time, in the order asked (a look at the
+// legs asked for during a reload's suspend runs after it, as libdevmapper's calls would).
+struct DmThread {
+  std::deque<std::function<void(std::function<void()> free)>> jobs;
+  bool busy = false;
+};
+
+void RunNextJob(const std::shared_ptr<DmThread>& thread) {
+  if (thread->busy || thread->jobs.empty()) return;
+  thread->busy = true;
+  auto job = std::move(thread->jobs.front());
+  thread->jobs.pop_front();
+  job([weak = std::weak_ptr(thread)] {
+    if (auto t = weak.lock()) {
+      t->busy = false;
+      RunNextJob(t);
+    }
+  });
+}
+}  // namespace
+
 logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
   // A hook's answer comes back a little later, as from the daemon's device-mapper thread,
   // and only to the daemon that asked.
+  auto thread = std::make_shared<DmThread>();
+  auto on_thread = [thread](std::function<void(std::function<void()> free)> job) {
+    thread->jobs.push_back(std::move(job));
+    RunNextJob(thread);
+  };
   auto later = [this, &node, inc](std::function<void()> fn) {
     loop_.Schedule(aux_rng_.Range(50, 500), [&node, inc, fn = std::move(fn)] {
       if (node.up && node.daemon_up && node.incarnation == inc) fn();
@@ -115,24 +158,30 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
     return MirrorByUuid(uuid, &m) && node.leftover_reload[m];
   };
   logd::LegHooks hooks;
-  hooks.inspect = [later, kernel](const std::string& uuid,
-                                  std::function<void(Result<logd::LegHealth>)> done) {
-    later([kernel, uuid, done] {
-      MirrorModel* k = kernel(uuid);
-      if (k == nullptr) {
-        done(NotFound("no mirror uses log " + uuid));
-        return;
-      }
-      logd::LegHealth health;
-      const std::vector<int>& table = k->table_legs();
-      const std::vector<int> failed = k->failed_table_legs();
-      health.legs = static_cast<uint32_t>(table.size());
-      for (size_t i = 0; i < table.size(); ++i) {
-        if (std::find(failed.begin(), failed.end(), table[i]) != failed.end()) {
-          health.failed.push_back(static_cast<uint32_t>(i));
+  hooks.inspect = [later, kernel, on_thread](const std::string& uuid,
+                                             std::function<void(Result<logd::LegHealth>)> done) {
+    // The table is read at one moment and the answer delivered later, as the daemon's
+    // device-mapper thread posts it to the event loop: a reload may commit in between
+    // (scripts/faults leg-replaced: a read of the old table outlived the replacement).
+    on_thread([later, kernel, uuid, done](std::function<void()> free) {
+      later([later, kernel, uuid, done, free] {
+        free();
+        MirrorModel* k = kernel(uuid);
+        if (k == nullptr) {
+          later([uuid, done] { done(NotFound("no mirror uses log " + uuid)); });
+          return;
         }
-      }
-      done(health);
+        logd::LegHealth health;
+        const std::vector<int>& table = k->table_legs();
+        const std::vector<int> failed = k->failed_table_legs();
+        health.legs = static_cast<uint32_t>(table.size());
+        for (size_t i = 0; i < table.size(); ++i) {
+          if (std::find(failed.begin(), failed.end(), table[i]) != failed.end()) {
+            health.failed.push_back(static_cast<uint32_t>(i));
+          }
+        }
+        later([health, done] { done(health); });
+      });
     });
   };
   // Waits (as libdevmapper's suspend would) for a suspend already under way.
@@ -178,40 +227,51 @@ logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
       if (!s.ok()) done(s);
     });
   };
-  hooks.prepare = [prepare](const std::string& uuid, const logd::LegChange& change,
-                            std::function<void(Status)> done) {
-    (*prepare)(uuid, change, std::move(done));
+  hooks.prepare = [prepare, on_thread](const std::string& uuid, const logd::LegChange& change,
+                                       std::function<void(Status)> done) {
+    on_thread([prepare, uuid, change, done](std::function<void()> free) {
+      (*prepare)(uuid, change, [free, done](Status s) {
+        free();
+        done(s);
+      });
+    });
   };
-  hooks.finish = [this, later, kernel](const std::string& uuid, bool commit,
-                                       std::function<void()> done) {
-    later([this, kernel, uuid, commit, done] {
-      MirrorModel* k = kernel(uuid);
-      if (k == nullptr || k->state() != MirrorState::kSuspended) {
-        done();
-        return;
-      }
-      if (!commit) {
-        (void)k->AbortReload(done);
-        return;
-      }
-      size_t m = 0;
-      (void)MirrorByUuid(uuid, &m);
-      SimMirror& mirror = *mirrors_[m];
-      // Every node is suspended with the new table loaded: the disk a replacement added is
-      // the mirror's now, and one it took out (a leg that had not failed) is not.
-      const std::vector<int> now = k->inactive_legs();
-      for (int leg : now) mirror.legs->Attach(leg);
-      for (int leg : mirror.table_legs) {
-        if (std::find(now.begin(), now.end(), leg) == now.end()) mirror.legs->Detach(leg);
-      }
-      for (int leg : now) {
-        const auto& old = mirror.table_legs;
-        if (std::find(old.begin(), old.end(), leg) == old.end()) {
-          mirror.replacement_copying = true;  // a replacement added it
+  hooks.finish = [this, later, kernel, on_thread](const std::string& uuid, bool commit,
+                                                  std::function<void()> answer) {
+    on_thread([this, later, kernel, uuid, commit, answer](std::function<void()> free) {
+      auto done = [free, answer] {
+        free();
+        answer();
+      };
+      later([this, kernel, uuid, commit, done] {
+        MirrorModel* k = kernel(uuid);
+        if (k == nullptr || k->state() != MirrorState::kSuspended) {
+          done();
+          return;
         }
-      }
-      mirror.table_legs = now;  // what LVM's metadata would now say
-      (void)k->CommitReload(done);
+        if (!commit) {
+          (void)k->AbortReload(done);
+          return;
+        }
+        size_t m = 0;
+        (void)MirrorByUuid(uuid, &m);
+        SimMirror& mirror = *mirrors_[m];
+        // Every node is suspended with the new table loaded: the disk a replacement added is
+        // the mirror's now, and one it took out (a leg that had not failed) is not.
+        const std::vector<int> now = k->inactive_legs();
+        for (int leg : now) mirror.legs->Attach(leg);
+        for (int leg : mirror.table_legs) {
+          if (std::find(now.begin(), now.end(), leg) == now.end()) mirror.legs->Detach(leg);
+        }
+        for (int leg : now) {
+          const auto& old = mirror.table_legs;
+          if (std::find(old.begin(), old.end(), leg) == old.end()) {
+            mirror.replacement_copying = true;  // a replacement added it
+          }
+        }
+        mirror.table_legs = now;  // what LVM's metadata would now say
+        (void)k->CommitReload(done);
+      });
     });
   };
   return hooks;

@@ -14,6 +14,11 @@
 //                         regions; a second leg fails while the cluster removes the first
 //                         (and in half the seeds the log server's node dies meanwhile). Runs
 //                         with at least 4 legs.
+//   h6-leg-replaced       the last leg of a mirror but the first fails (with 2 legs no
+//                         node can drop it: every node holds its failed writes), and an
+//                         operator replaces it 0-2 s later (again a second after an
+//                         abort); in half the seeds a node dies up to 1 s after the
+//                         operator asked (during the reload, or the copy to the new leg).
 //   partition             a minority (1 of 3, 2 of 5 nodes) is cut off while everybody
 //                         writes, and healed a few seconds after both sides saw the split;
 //                         later another minority. Runs with a 2 s fence grace.
@@ -22,8 +27,9 @@
 namespace clogd::sim {
 
 std::vector<std::string> ScenarioNames() {
-  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",    "h4-server-dies",
-          "h5-fast-rejoin",      "h6-leg-fails",         "h7-daemon-restarts", "partition"};
+  return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",
+          "h4-server-dies",      "h5-fast-rejoin",       "h6-leg-fails",
+          "h6-leg-replaced",     "h7-daemon-restarts",   "partition"};
 }
 
 SimNode* World::ServerNode() {
@@ -87,6 +93,16 @@ void World::WhenLegRemovalOpens(size_t m, std::function<void()> then, int polls_
   });
 }
 
+void World::ReplaceUntilCommitted(size_t m, uint64_t seed, int attempts) {
+  SimRng rng(seed);
+  const uint64_t next = rng.Next();
+  ReplaceALeg(m, rng, [this, m, next, attempts](bool committed) {
+    if (committed || attempts <= 1) return;
+    loop_.Schedule(1'000'000,
+                   [this, m, next, attempts] { ReplaceUntilCommitted(m, next, attempts - 1); });
+  });
+}
+
 void World::ScheduleScenario() {
   const std::string& s = c_.scenario;
   const SimTime t0 = rng_.Range(1'000'000, 2'000'000);
@@ -128,6 +144,26 @@ void World::ScheduleScenario() {
         FailALeg(0);  // a second failure during the reconfiguration
         if (!kill_server) return;
         if (SimNode* server = ServerNode()) CrashFor(*server, 3'000'000);
+      });
+    });
+  } else if (s == "h6-leg-replaced") {
+    // A quick operator (or script) too: writes to regions still in sync then keep failing
+    // while the nodes suspend for the reload.
+    const uint64_t speed = rng_.Below(3);
+    const SimTime react = speed == 0   ? rng_.Range(0, 5'000)
+                          : speed == 1 ? rng_.Range(5'000, 200'000)
+                                       : rng_.Range(200'000, 2'000'000);
+    const uint64_t choices = rng_.Next();
+    const bool crash = rng_.OneIn(2);
+    const SimTime crash_after = rng_.Range(0, 1'000'000);
+    const size_t victim = rng_.Below(nodes_.size());
+    loop_.ScheduleAt(t0, [this, react, choices, crash, crash_after, victim] {
+      FailTableLeg(0, mirrors_[0]->table_legs.size() - 1);
+      loop_.Schedule(react, [this, choices, crash, crash_after, victim] {
+        ReplaceUntilCommitted(0, choices, 20);
+        if (crash) {
+          loop_.Schedule(crash_after, [this, victim] { CrashFor(NodeAt(victim), 3'000'000); });
+        }
       });
     });
   } else if (s == "partition") {

@@ -108,6 +108,48 @@ TEST_P(ClusterLegTest, AReplacedLegIsLoadedEverywhereThenEveryRegionIsCopiedToIt
     EXPECT_EQ(AsS64(Send(n, DM_ULOG_GET_SYNC_COUNT)), int64_t(kRegions));
 }
 
+// A look at the legs that read the old table (it ran on the device-mapper thread between
+// the reload's prepare and its finish) is stale once the replacement commits: it saw the
+// failed leg, and the new table has the same leg count. Taken as news, it said "no copy can
+// succeed", so IS_REMOTE_RECOVERING let the new table's writes through unmarked to the first
+// leg (NOSYNC in its region hash for good) while other nodes copied their regions: the
+// legs differed after the resync (scripts/faults leg-replaced, CI of stop 17).
+TEST_P(ClusterLegTest, ALegCheckOfTheOldTableDoesNotOutliveAReplacement) {
+  with_legs_ = true;
+  kernels_suspend_ = true;
+  for (NodeId n : {1u, 2u, 3u}) Start(n);
+  RunAll();
+  for (NodeId n : {1u, 2u, 3u}) mirrors_[n].health.failed = {1};
+  EXPECT_EQ(SetRegionSync(3, 5, false).error, 0);
+  RunAll();
+  std::optional<Status> outcome;
+  nodes_[1].engine->FindCluster("LVM-cluster")->ReplaceLeg({1, "/dev/sdz", 0}, [&](Status s) {
+    outcome = s;
+  });
+  auto step = [this] {  // the next hook's answer; false when there is none
+    if (hook_answers_.empty()) return false;
+    auto fn = std::move(hook_answers_.front());
+    hook_answers_.pop_front();
+    fn();
+    cluster_.Run();
+    return true;
+  };
+  while (mirrors_[1].prepared.empty() || mirrors_[2].prepared.empty()) {
+    ASSERT_TRUE(step()) << "nodes 1 and 2 never prepared";
+  }
+  ASSERT_TRUE(mirrors_[3].prepared.empty());
+  // Another write fails on node 3 as it suspends for the reload: it looks at its legs on
+  // the device-mapper thread after the prepare, and before the finish the commit queues.
+  EXPECT_EQ(SetRegionSync(3, 9, false).error, 0);
+  while (mirrors_[3].finished.empty()) ASSERT_TRUE(step()) << "node 3 never finished";
+  ASSERT_TRUE(outcome.has_value() && outcome->ok());
+  ASSERT_EQ(mirrors_[3].finished, std::vector<bool>{true});
+  EXPECT_EQ(AsS64(Send(3, DM_ULOG_IS_REMOTE_RECOVERING, Regions({40}))), 1)
+      << "the new table's write to a region not copied yet went through unmarked";
+  RunAll();
+  EXPECT_EQ(AsS64(Send(3, DM_ULOG_IS_REMOTE_RECOVERING, Regions({40}))), 1);
+}
+
 // A daemon that restarts under a running kernel answers every out-of-sync region "in sync"
 // until a suspend has quiesced its kernel; but not one the new leg has not got yet: an
 // in-sync region is read from any leg (clog-sim --seed 245 --legs 3: stale reads).
