@@ -175,6 +175,7 @@ void ClusterLog::CheckLegs() {
       // would let the new table's writes through unmarked (NOSYNC in its region hash for
       // good) while other nodes copy their regions (scripts/faults leg-replaced: the legs
       // differed after the resync).
+      Log(Severity::kInfo, "the legs were read before a reload committed: reading them again");
       leg_check_again_ = true;
     } else {
       OnLegHealth(health);
