@@ -24,11 +24,17 @@ void ClusterLog::ReplaceLeg(const LegReplacement& change, std::function<void(Sta
   }
   if (leg_tx_) return done(Busy("a leg change of log " + uuid_ + " is under way; try again"));
   std::weak_ptr<bool> alive = alive_;
-  options_.legs.inspect(uuid_, [this, alive, change, done](Result<LegHealth> health) {
-    if (alive.expired() || !*alive.lock()) return;
-    if (!health.ok()) return done(health.status());
-    ProposeReplacement(change, *health, done);
-  });
+  options_.legs.inspect(
+      uuid_, [this, alive, change, done, began = table_changes_](Result<LegHealth> health) {
+        if (alive.expired() || !*alive.lock()) return;
+        if (!health.ok()) return done(health.status());
+        if (began != table_changes_) {
+          // It may have read the table a reload replaced since (see CheckLegs): a failed leg
+          // there is not one of the new table's.
+          return done(Busy("the mirror's table changed while its legs were read; try again"));
+        }
+        ProposeReplacement(change, *health, done);
+      });
 }
 
 void ClusterLog::ProposeReplacement(const LegReplacement& change, const LegHealth& health,

@@ -3,6 +3,8 @@
 // the simulator.
 #pragma once
 
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -19,6 +21,35 @@
 namespace clogd::sim {
 
 inline constexpr uint64_t kRegionSectors = 1024;
+
+// One daemon's device-mapper thread (logd/dm_rearm.h): its rearms and leg hooks run one at
+// a time, in the order asked, as clogd's libdevmapper calls do (a look at the legs asked
+// for during a reload's or a rearm's suspend runs after it). A job calls `free` when the
+// thread may take the next one. Held in a shared_ptr.
+class DmThread : public std::enable_shared_from_this<DmThread> {
+ public:
+  using Job = std::function<void(std::function<void()> free)>;
+  void Run(Job job) {
+    jobs_.push_back(std::move(job));
+    RunNext();
+  }
+
+ private:
+  void RunNext() {
+    if (busy_ || jobs_.empty()) return;
+    busy_ = true;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    job([weak = weak_from_this()] {  // a rearm may end after its daemon is gone
+      if (auto self = weak.lock()) {
+        self->busy_ = false;
+        self->RunNext();
+      }
+    });
+  }
+  std::deque<Job> jobs_;
+  bool busy_ = false;
+};
 
 struct Suspect {
   bool crashed = false;

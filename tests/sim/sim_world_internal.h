@@ -177,10 +177,17 @@ class World {
         if (node.daemon_up && node.incarnation == inc) fn();
       });
     };
-    o.rearm_kernel = [this, &node](const std::string& uuid, std::function<void()> done) {
-      Rearm(node, uuid, std::move(done));
+    // Owned by the daemon's hooks: it goes with this incarnation.
+    auto dm_thread = std::make_shared<DmThread>();
+    o.rearm_kernel = [this, &node, dm_thread](const std::string& uuid, std::function<void()> done) {
+      dm_thread->Run([this, &node, uuid, done](std::function<void()> free) {
+        Rearm(node, uuid, [free, done] {
+          free();
+          done();
+        });
+      });
     };
-    o.legs = LegHooksFor(node, inc);
+    o.legs = LegHooksFor(node, inc, dm_thread);
     // clogd at start (logd/request_record.h): the requests its killed predecessor took get
     // an EAGAIN message, so the kernel re-sends them now instead of after 15 s.
     for (auto& k : node.kernels) {
@@ -460,7 +467,7 @@ class World {
   // Waits for a suspend under way, then resumes the old table of a mirror left suspended
   // with a loaded one.
   void DropLeftoverReload(SimNode& node, size_t m, uint64_t inc);
-  logd::LegHooks LegHooksFor(SimNode& node, uint64_t inc);
+  logd::LegHooks LegHooksFor(SimNode& node, uint64_t inc, const std::shared_ptr<DmThread>& thread);
 
   // sim_world_scenarios.cc
   void ScheduleScenario();

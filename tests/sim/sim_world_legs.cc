@@ -3,8 +3,6 @@
 // device-mapper hooks do on a real node, on the node's kernel model: read which table legs
 // the kernel saw fail (dmsetup status), suspend and load the table without one
 // (PrepareReload), then resume it or the old one (CommitReload / AbortReload).
-#include <deque>
-
 #include "tests/sim/sim_world_internal.h"
 
 namespace clogd::sim {
@@ -114,36 +112,11 @@ void World::DropLeftoverReload(SimNode& node, size_t m, uint64_t inc) {
   }
 }
 
-namespace {
-// The daemon's device-mapper thread: one job at a time, in the order asked (a look at the
-// legs asked for during a reload's suspend runs after it, as libdevmapper's calls would).
-struct DmThread {
-  std::deque<std::function<void(std::function<void()> free)>> jobs;
-  bool busy = false;
-};
-
-void RunNextJob(const std::shared_ptr<DmThread>& thread) {
-  if (thread->busy || thread->jobs.empty()) return;
-  thread->busy = true;
-  auto job = std::move(thread->jobs.front());
-  thread->jobs.pop_front();
-  job([weak = std::weak_ptr(thread)] {
-    if (auto t = weak.lock()) {
-      t->busy = false;
-      RunNextJob(t);
-    }
-  });
-}
-}  // namespace
-
-logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc) {
+logd::LegHooks World::LegHooksFor(SimNode& node, uint64_t inc,
+                                  const std::shared_ptr<DmThread>& thread) {
   // A hook's answer comes back a little later, as from the daemon's device-mapper thread,
   // and only to the daemon that asked.
-  auto thread = std::make_shared<DmThread>();
-  auto on_thread = [thread](std::function<void(std::function<void()> free)> job) {
-    thread->jobs.push_back(std::move(job));
-    RunNextJob(thread);
-  };
+  auto on_thread = [thread](DmThread::Job job) { thread->Run(std::move(job)); };
   auto later = [this, &node, inc](std::function<void()> fn) {
     loop_.Schedule(aux_rng_.Range(50, 500), [&node, inc, fn = std::move(fn)] {
       if (node.up && node.daemon_up && node.incarnation == inc) fn();
