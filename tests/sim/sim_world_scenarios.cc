@@ -17,7 +17,7 @@
 //   h6-leg-replaced       the last leg of a mirror but the first fails (with 2 legs no
 //                         node can drop it: every node holds its failed writes), and an
 //                         operator replaces it 0-2 s later (again a second after an
-//                         abort); in half the seeds a node dies up to 1 s after the
+//                         abort, or 3 s after no answer); in half the seeds a node dies up to 1 s after the
 //                         operator asked (during the reload, or the copy to the new leg).
 //   partition             a minority (1 of 3, 2 of 5 nodes) is cut off while everybody
 //                         writes, and healed a few seconds after both sides saw the split;
@@ -96,10 +96,26 @@ void World::WhenLegRemovalOpens(size_t m, std::function<void()> then, int polls_
 void World::ReplaceUntilCommitted(size_t m, uint64_t seed, int attempts) {
   SimRng rng(seed);
   const uint64_t next = rng.Next();
-  ReplaceALeg(m, rng, [this, m, next, attempts](bool committed) {
-    if (committed || attempts <= 1) return;
-    loop_.Schedule(1'000'000,
-                   [this, m, next, attempts] { ReplaceUntilCommitted(m, next, attempts - 1); });
+  // An outcome, or none within 3 s (the node died under clogctl): try again.
+  auto answered = std::make_shared<bool>(false);
+  auto again = [this, m, next, attempts] {
+    // Only while the table still has a dead leg (an outcome may be lost, not the commit).
+    const std::vector<int> live = mirrors_[m]->legs->LiveLegs();
+    const std::vector<int>& table = mirrors_[m]->table_legs;
+    const bool dead = std::any_of(table.begin(), table.end(), [&](int leg) {
+      return std::find(live.begin(), live.end(), leg) == live.end();
+    });
+    if (dead && attempts > 1) ReplaceUntilCommitted(m, next, attempts - 1);
+  };
+  ReplaceALeg(m, rng, [this, answered, again](bool committed) {
+    if (*answered) return;
+    *answered = true;
+    if (!committed) loop_.Schedule(1'000'000, again);
+  });
+  loop_.Schedule(3'000'000, [answered, again] {
+    if (*answered) return;
+    *answered = true;
+    again();
   });
 }
 
