@@ -17,8 +17,9 @@
 //   h6-leg-replaced       the last leg of a mirror but the first fails (with 2 legs no
 //                         node can drop it: every node holds its failed writes), and an
 //                         operator replaces it 0-2 s later (again a second after an
-//                         abort, or 3 s after no answer); in half the seeds a node dies up to 1 s after the
-//                         operator asked (during the reload, or the copy to the new leg).
+//                         abort, or 3 s after no answer); in half the seeds a node dies up
+//                         to 1 s after the operator asked (during the reload, or the copy
+//                         to the new leg).
 //   partition             a minority (1 of 3, 2 of 5 nodes) is cut off while everybody
 //                         writes, and healed a few seconds after both sides saw the split;
 //                         later another minority. Runs with a 2 s fence grace.
