@@ -454,8 +454,9 @@ class World {
 
   // sim_world_legs.cc: leg failure and the daemon's leg hooks over the kernel model.
   void FailALeg(std::optional<size_t> mirror = std::nullopt);
-  // Leg `index` of mirror m's table dies for every node, even the last one but one.
-  void FailTableLeg(size_t m, size_t index);
+  // Leg `leg` of mirror m dies for every node (FailALeg's choice, or a scenario's, which
+  // may take a mirror down to one live leg).
+  void FailLeg(size_t m, int leg);
   // An operator's clogctl replace-leg / add-leg on a serving node of mirror m, with a new
   // spare disk ("simleg<N>"); choices drawn from `rng`. `outcome` (if given) learns
   // whether it committed.

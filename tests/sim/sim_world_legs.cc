@@ -28,16 +28,11 @@ void World::FailALeg(std::optional<size_t> mirror_index) {
                               [&](int l) { return l != mirror.table_legs.front(); });
     leg = *other;  // live has 3 legs or more here
   }
-  ++result_.faults_injected;
-  ++mirror.legs_failed;
-  Trace(Stamp() + " FAULT leg " + std::to_string(leg) + " of " + mirror.uuid + " fails");
-  mirror.legs->FailLeg(leg);
+  FailLeg(m, leg);
 }
 
-void World::FailTableLeg(size_t m, size_t index) {
+void World::FailLeg(size_t m, int leg) {
   SimMirror& mirror = *mirrors_[m];
-  if (index >= mirror.table_legs.size()) return;
-  const int leg = mirror.table_legs[index];
   ++result_.faults_injected;
   ++mirror.legs_failed;
   Trace(Stamp() + " FAULT leg " + std::to_string(leg) + " of " + mirror.uuid + " fails");

@@ -175,7 +175,7 @@ void World::ScheduleScenario() {
     const SimTime crash_after = rng_.Range(0, 1'000'000);
     const size_t victim = rng_.Below(nodes_.size());
     loop_.ScheduleAt(t0, [this, react, choices, crash, crash_after, victim] {
-      FailTableLeg(0, mirrors_[0]->table_legs.size() - 1);
+      FailLeg(0, mirrors_[0]->table_legs.back());
       loop_.Schedule(react, [this, choices, crash, crash_after, victim] {
         ReplaceUntilCommitted(0, choices, 20);
         if (crash) {
