@@ -6,12 +6,14 @@
  *   mirror cluster <#log args> <disk|core> <uuid> [device] <region size>
  *          [[no]sync] [block_on_error] <#legs> <dev> <offset>...
  *
- * served by the cluster log daemon (clogd).  The log owns nothing but its
- * arguments: every dirty-log method is forwarded to an instance of the
- * kernel's "userspace" log (dm-log-userspace) created with the translated
- * arguments "<uuid> clustered-disk <device> <region size> [options]" (or
- * "clustered-core"), so the daemon sees exactly what LVM-made clustered
- * mirrors send it.  See README.md beside this file for why.
+ * served by the cluster log daemon (clogd).  The log owns its arguments and
+ * a cache of "in sync" answers: every dirty-log method is forwarded to an
+ * instance of the kernel's "userspace" log (dm-log-userspace) created with
+ * the translated arguments "<uuid> clustered-disk <device> <region size>
+ * [options]" (or "clustered-core"), so the daemon sees exactly what LVM-made
+ * clustered mirrors send it; only IN_SYNC is answered here when the daemon
+ * said "in sync" before, since the mirror's last suspend.  See README.md
+ * beside this file for why.
  */
 
 #include <linux/device-mapper.h>
@@ -20,6 +22,7 @@
 #include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/string.h>
 
 #define DM_MSG_PREFIX "cluster log"
@@ -38,6 +41,15 @@
  * block_on_error.
  */
 #define CLUSTER_LOG_MAX_ARGS 7
+
+/*
+ * The in-sync cache of logs created from now on (README.md); 0 sends every
+ * IN_SYNC to the daemon, as a `mirror userspace` table does.
+ */
+static bool in_sync_cache = true;
+module_param(in_sync_cache, bool, 0644);
+MODULE_PARM_DESC(in_sync_cache,
+		 "keep the daemon's \"in sync\" answers until the next suspend (default: on)");
 
 struct cluster_log_args {
 	bool disk;
@@ -60,6 +72,19 @@ struct cluster_log {
 	/* Our own arguments, canonical order, for STATUSTYPE_TABLE. */
 	unsigned int argc;
 	char *table_args;
+	/*
+	 * The in-sync cache (README.md): a bit per region the daemon answered
+	 * "in sync" to a blocking IN_SYNC.  Kept until the next postsuspend or
+	 * resume, or a SET_REGION_SYNC of the region; the daemon keeps its own
+	 * answers as they were until then (it hides a region that goes out of
+	 * sync from a kernel until that kernel's postsuspend).  The generation
+	 * drops an answer that was in flight when the cache was emptied.
+	 */
+	bool cache_on;
+	region_t region_count;
+	unsigned long *in_sync_bits;
+	spinlock_t cache_lock;
+	u64 cache_generation;
 };
 
 static bool is_number(const char *word)
@@ -217,6 +242,7 @@ static struct dm_dirty_log *create_delegate(struct dm_dirty_log *log,
 
 static void cluster_log_free(struct cluster_log *lc)
 {
+	kvfree(lc->in_sync_bits);
 	if (lc->log_dev)
 		dm_put_device(lc->ti, lc->log_dev);
 	kfree(lc->table_args);
@@ -245,6 +271,17 @@ static int cluster_ctr(struct dm_dirty_log *log, struct dm_target *ti,
 	}
 	lc->ti = ti;
 	lc->argc = argc;
+	spin_lock_init(&lc->cache_lock);
+	lc->cache_on = READ_ONCE(in_sync_cache);
+	lc->region_count = dm_sector_div_up(ti->len, args.region_size);
+	lc->in_sync_bits = kvcalloc(BITS_TO_LONGS(lc->region_count),
+				    sizeof(unsigned long), GFP_KERNEL);
+	if (!lc->in_sync_bits) {
+		DMERR("%s: cannot allocate the in-sync cache (%llu regions)",
+		      args.uuid, (unsigned long long)lc->region_count);
+		r = -ENOMEM;
+		goto fail;
+	}
 
 	lc->table_args = format_table_args(&args);
 	if (!lc->table_args) {
@@ -296,6 +333,15 @@ static inline struct dm_dirty_log *delegate_of(struct dm_dirty_log *log)
 	return ((struct cluster_log *)log->context)->delegate;
 }
 
+/* Empties the in-sync cache: the next IN_SYNC of every region asks the daemon. */
+static void drop_in_sync_cache(struct cluster_log *lc)
+{
+	spin_lock(&lc->cache_lock);
+	lc->cache_generation++;
+	bitmap_zero(lc->in_sync_bits, lc->region_count);
+	spin_unlock(&lc->cache_lock);
+}
+
 static int cluster_presuspend(struct dm_dirty_log *log)
 {
 	struct dm_dirty_log *d = delegate_of(log);
@@ -307,6 +353,7 @@ static int cluster_postsuspend(struct dm_dirty_log *log)
 {
 	struct dm_dirty_log *d = delegate_of(log);
 
+	drop_in_sync_cache(log->context);
 	return d->type->postsuspend ? d->type->postsuspend(d) : 0;
 }
 
@@ -314,6 +361,7 @@ static int cluster_resume(struct dm_dirty_log *log)
 {
 	struct dm_dirty_log *d = delegate_of(log);
 
+	drop_in_sync_cache(log->context);
 	return d->type->resume ? d->type->resume(d) : 0;
 }
 
@@ -331,12 +379,39 @@ static int cluster_is_clean(struct dm_dirty_log *log, region_t region)
 	return d->type->is_clean(d, region);
 }
 
+/*
+ * dm-raid1 asks IN_SYNC, blocking, for each write to a region not in its
+ * region hash, and again when it adds the region to the hash: two round
+ * trips to the daemon per write to a region that had gone idle.  An "in
+ * sync" answer is kept (see struct cluster_log); "not in sync" is not, since
+ * a resync changes it.  A non-blocking call is forwarded as it comes (the
+ * delegate refuses it and dm-raid1 retries blocking from its worker).
+ */
 static int cluster_in_sync(struct dm_dirty_log *log, region_t region,
 			   int can_block)
 {
-	struct dm_dirty_log *d = delegate_of(log);
+	struct cluster_log *lc = log->context;
+	struct dm_dirty_log *d = lc->delegate;
+	u64 generation;
+	int r;
 
-	return d->type->in_sync(d, region, can_block);
+	if (!lc->cache_on || !can_block || region >= lc->region_count)
+		return d->type->in_sync(d, region, can_block);
+	if (test_bit(region, lc->in_sync_bits))
+		return 1;
+
+	spin_lock(&lc->cache_lock);
+	generation = lc->cache_generation;
+	spin_unlock(&lc->cache_lock);
+
+	r = d->type->in_sync(d, region, 1);
+	if (r == 1) {
+		spin_lock(&lc->cache_lock);
+		if (lc->cache_generation == generation)
+			set_bit(region, lc->in_sync_bits);
+		spin_unlock(&lc->cache_lock);
+	}
+	return r;
 }
 
 static int cluster_flush(struct dm_dirty_log *log)
@@ -370,7 +445,16 @@ static int cluster_get_resync_work(struct dm_dirty_log *log, region_t *region)
 static void cluster_set_region_sync(struct dm_dirty_log *log, region_t region,
 				    int in_sync)
 {
-	struct dm_dirty_log *d = delegate_of(log);
+	struct cluster_log *lc = log->context;
+	struct dm_dirty_log *d = lc->delegate;
+
+	/* Either way the next IN_SYNC asks the daemon. */
+	if (region < lc->region_count) {
+		spin_lock(&lc->cache_lock);
+		lc->cache_generation++;
+		clear_bit(region, lc->in_sync_bits);
+		spin_unlock(&lc->cache_lock);
+	}
 
 	d->type->set_region_sync(d, region, in_sync);
 }

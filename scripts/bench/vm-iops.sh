@@ -8,9 +8,10 @@
 # ratio to `mirror disk` measured in the same run. Root; image as for the vm tests.
 #
 #   scripts/bench/vm-iops.sh [--build-dir DIR] [--work DIR] [--runtime S] [--configs "raw core ..."]
+# cdisk0 and ccore0 are cdisk and ccore with dm-log-cluster's in-sync cache off.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-build_dir=$repo/build work="" runtime=10 configs="raw core disk cdisk ccore"
+build_dir=$repo/build work="" runtime=10 configs="raw core disk cdisk ccore cdisk0 ccore0"
 while (($#)); do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -31,7 +32,7 @@ fi
 rm -rf "$work"
 mkdir -p "$work/out"
 MiB=$((1024 * 1024))
-truncate -s $((4 * MiB)) "$work/clog.img"
+truncate -s $((8 * MiB)) "$work/clog.img"
 truncate -s $((8 * MiB)) "$work/locallogs.img"
 truncate -s $((48 * MiB)) "$work/a.img"
 truncate -s $((48 * MiB)) "$work/b.img"
@@ -51,7 +52,8 @@ iops() { # CONFIG PHASE: summed write IOPS of the VMs that ran it
   printf '%.0f' "$sum"
 }
 declare -A name=([raw]="raw leg" [core]="mirror core" [disk]="mirror disk (reference)"
-  [cdisk]="cluster disk (clustered-disk)" [ccore]="cluster core (clustered-core)")
+  [cdisk]="cluster disk (clustered-disk)" [ccore]="cluster core (clustered-core)"
+  [cdisk0]="cluster disk, in-sync cache off" [ccore0]="cluster core, in-sync cache off")
 ref1=$(iops disk one) ref3=$(iops disk all)
 printf '%-32s %12s %10s %18s %10s\n' configuration "IOPS (1 VM)" ratio "IOPS (3 VMs, sum)" ratio
 for c in $configs; do

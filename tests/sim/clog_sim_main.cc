@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
                  "every daemon's fence grace (clogd --fence-grace-ms); default 0, and 2000 "
                  "under --scenario partition")
       ->check(CLI::Range(uint64_t{0}, uint64_t{600'000}));
+  app.add_flag("--in-sync-cache", base.in_sync_cache,
+               "about half the kernels run the cluster module's in-sync cache");
   app.add_flag("--trace", trace, "print every event of the run");
   app.add_flag("--expect-caught", expect_caught, "succeed only if some seed shows a violation");
   app.add_flag("--check-determinism", determinism, "run each seed twice and compare traces");
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
     if (no_log_faults) cmd += " --no-log-faults";
     if (base.legs != 2) cmd += " --legs " + std::to_string(base.legs);
     if (no_leg_failures) cmd += " --no-leg-failures";
+    if (base.in_sync_cache) cmd += " --in-sync-cache";
     if (!base.scenario.empty()) cmd += " --scenario " + base.scenario;
     if (break_name != "none") cmd += " --break " + break_name;
     if (fence_grace_ms != 0) cmd += " --fence-grace-ms " + std::to_string(fence_grace_ms);
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
   };
   uint64_t failing = 0;
   uint64_t checkpoints = 0, deltas = 0, deltas_refused = 0, legs_replaced = 0;
+  uint64_t in_sync_sent = 0, in_sync_cached = 0;
   std::optional<uint64_t> first_caught;
   for (uint64_t s = first; s < first + seeds; ++s) {
     clogd::sim::SimConfig c = base;
@@ -98,6 +102,8 @@ int main(int argc, char** argv) {
     deltas += r.deltas_taken;
     deltas_refused += r.deltas_refused;
     legs_replaced += r.legs_replaced;
+    in_sync_sent += r.in_sync_sent;
+    in_sync_cached += r.in_sync_cache_hits;
     if (determinism) {
       clogd::sim::SimResult again = clogd::sim::RunSimulation(c);
       if (again.trace_hash != r.trace_hash || again.events != r.events) {
@@ -115,6 +121,10 @@ int main(int argc, char** argv) {
   }
   std::cout << "state transfers to joiners: " << checkpoints << " full checkpoints, " << deltas
             << " deltas (" << deltas_refused << " refused)\n";
+  if (base.in_sync_cache) {
+    std::cout << "IN_SYNC (kernels alive at the end): " << in_sync_sent << " sent, "
+              << in_sync_cached << " answered by the module's cache\n";
+  }
   if (legs_replaced > 0) std::cout << "leg replacements committed: " << legs_replaced << "\n";
   std::cout << "seeds: " << (first_caught && expect_caught ? *first_caught - first + 1 : seeds)
             << ", violations: " << failing << "\n";

@@ -163,6 +163,7 @@ void MirrorModel::LoadTable(uint64_t luid, std::function<void(bool)> done) {
 
 // mirror_resume after the log's RESUME: recovery restarts, held-back bios go in.
 void MirrorModel::ResumeTable() {
+  DropInSyncCache();  // cluster_resume (and a new table's log is a new, empty instance)
   suspended_flag_ = false;
   recovery_stopped_ = false;
   recovery_slots_ = 1 - recovery_in_flight_;
@@ -359,6 +360,7 @@ void MirrorModel::AdvanceSuspend() {
   if (!plan.presuspend_done || plan.postsuspend_started || !DrainedForSuspend()) return;
   plan.postsuspend_started = true;
   auto postsuspend = [this] {
+    DropInSyncCache();  // cluster_postsuspend empties it before the delegate's POSTSUSPEND
     Consult(T(RequestType::kPostsuspend), {}, luid_,
             [this](int32_t, const std::vector<uint8_t>&) { FinishSuspend(); });
   };

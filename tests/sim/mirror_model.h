@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +91,10 @@ struct MirrorConfig {
   std::string ctr;
   std::vector<int> legs;  // the table's legs, the default (primary) first
   bool integrated_flush = false;
+  // dm-log-cluster.ko (a `mirror cluster` table): integrated_flush, and "in sync" answers
+  // to a blocking IN_SYNC kept until the next postsuspend, resume or SET_REGION_SYNC of the
+  // region (kmod/README.md "The in-sync cache"). Off: the stock userspace log of an LVM table.
+  bool in_sync_cache = false;
   bool handle_errors = true;
   SimTime poll_period_us = 0;  // see the header comment
 };
@@ -100,7 +105,8 @@ struct MirrorStats {
   uint64_t writes_failed = 0;  // completed with an error
   uint64_t reads_issued = 0;
   uint64_t reads_done = 0;
-  uint64_t requests_sent = 0;  // frames, re-sends included
+  uint64_t requests_sent = 0;       // frames, re-sends included
+  uint64_t in_sync_cache_hits = 0;  // IN_SYNC answered by the module's cache, not sent
   uint64_t sent_by_type[32] = {};
   uint64_t timeouts = 0;  // 15 s without a reply
   uint64_t eagain_resends = 0;
@@ -361,6 +367,11 @@ class MirrorModel {
   bool log_failure_ = false;
   bool suspended_flag_ = false;  // ms->suspend
   uint64_t hint_ = 0;            // lc->in_sync_hint
+  // dm-log-cluster.ko's cache (config_.in_sync_cache): regions answered "in sync", and a
+  // generation that drops an answer in flight when the cache is emptied.
+  std::set<uint64_t> in_sync_cached_;
+  uint64_t in_sync_generation_ = 0;
+  void DropInSyncCache();
 
   // dm-log-userspace's queued marks and clears.
   std::vector<uint64_t> mark_list_;

@@ -231,15 +231,31 @@ void MirrorModel::EsrchDance(std::function<void(bool resumed)> then) {
 // --- dirty-log methods ---
 
 void MirrorModel::InSync(uint64_t region, std::function<void(bool)> done) {
+  if (config_.in_sync_cache && in_sync_cached_.contains(region)) {
+    ++stats_.in_sync_cache_hits;
+    done(true);
+    return;
+  }
+  const uint64_t generation = in_sync_generation_;
   DoRequest(T(RequestType::kInSync), logd::U64Payload(region),
-            [this, done = std::move(done)](int32_t error, const std::vector<uint8_t>& reply) {
+            [this, region, generation, done = std::move(done)](int32_t error,
+                                                               const std::vector<uint8_t>& reply) {
               if (error != 0) {
                 done(false);  // any error reads as "not in sync"
                 return;
               }
               if (reply.size() < 8) ProtocolError("IN_SYNC reply shorter than 8 bytes");
-              done(Word(reply, 0) != 0);
+              const bool in_sync = Word(reply, 0) != 0;
+              if (in_sync && config_.in_sync_cache && generation == in_sync_generation_) {
+                in_sync_cached_.insert(region);
+              }
+              done(in_sync);
             });
+}
+
+void MirrorModel::DropInSyncCache() {
+  in_sync_cached_.clear();
+  ++in_sync_generation_;
 }
 
 void MirrorModel::IsRemoteRecovering(uint64_t region, std::function<void(bool)> done) {
@@ -301,6 +317,8 @@ void MirrorModel::GetSyncCount(std::function<void(uint64_t)> done) {
 }
 
 void MirrorModel::SetRegionSync(uint64_t region, bool in_sync, Next done) {
+  in_sync_cached_.erase(region);  // either way: the next IN_SYNC asks the daemon
+  ++in_sync_generation_;
   std::vector<uint8_t> payload = logd::U64Payload(region);
   std::vector<uint8_t> flag = logd::S64Payload(in_sync ? 1 : 0);
   payload.insert(payload.end(), flag.begin(), flag.end());

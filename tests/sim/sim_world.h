@@ -45,6 +45,10 @@ struct SimConfig {
   // "partition" scenario (a cut-off node's writes race the others' copies without it).
   uint64_t fence_grace_us = 0;
   logd::BreakVariant break_variant = logd::BreakVariant::kNone;
+  // About half the kernels run a `mirror cluster` table (dm-log-cluster.ko: integrated_flush
+  // and its in-sync cache, MirrorConfig::in_sync_cache), drawn from a stream of its own; the
+  // others the stock userspace log as without it.
+  bool in_sync_cache = false;
   // One line per event (CPG, kernel requests, daemon log lines) when set.
   std::function<void(const std::string&)> trace;
   // Hash every trace line into SimResult::trace_hash (for determinism checks).
@@ -58,6 +62,10 @@ struct SimResult {
   uint64_t regions_recovered = 0;
   uint64_t faults_injected = 0;
   uint64_t legs_replaced = 0;  // operators' replacements that committed
+  // IN_SYNC requests of the kernels alive at the end: sent, and answered by the cluster
+  // module's cache (SimConfig::in_sync_cache).
+  uint64_t in_sync_sent = 0;
+  uint64_t in_sync_cache_hits = 0;
   // How members that were not ready got the state (summed over every daemon of the run).
   uint64_t checkpoints_taken = 0;
   uint64_t deltas_taken = 0;

@@ -99,6 +99,9 @@ class World {
         for (const auto& e : k->protocol_errors())
           Violation("node " + std::to_string(node->id) + ": " + e);
         result_.regions_recovered += k->stats().regions_recovered;
+        result_.in_sync_sent +=
+            k->stats().sent_by_type[static_cast<int>(logd::RequestType::kInSync) & 31];
+        result_.in_sync_cache_hits += k->stats().in_sync_cache_hits;
       }
     }
     return result_;
@@ -293,6 +296,10 @@ class World {
     mc.ctr = mirror.ctr;
     mc.legs = mirror.table_legs;
     mc.integrated_flush = rng_.OneIn(2);
+    if (c_.in_sync_cache && module_rng_.OneIn(2)) {
+      mc.in_sync_cache = true;  // the cluster module always asks for integrated_flush
+      mc.integrated_flush = true;
+    }
     auto k = std::make_unique<MirrorModel>(
         loop_, rng_, *mirror.legs, mc,
         [this, &node, m](const logd::UlogRequest& r) { ToDaemon(node, m, r); },
@@ -502,6 +509,8 @@ class World {
   // fixed as regressions): a stream of their own, so the rest of a seed draws from rng_ as
   // it did.
   SimRng aux_rng_{c_.seed ^ 0x1E6400C5ull};
+  // Which kernels run the cluster module (SimConfig::in_sync_cache).
+  SimRng module_rng_{c_.seed ^ 0x5CAC4E11ull};
   SimCpg cpg_;
   std::vector<std::unique_ptr<SimMirror>> mirrors_;
   std::vector<std::unique_ptr<SimNode>> nodes_;

@@ -2,7 +2,10 @@
 # libaio, direct, RUNTIME seconds (after a 2 s ramp) on each configuration, first on VM 1
 # alone (the other two are cluster members, idle), then on all three at once, each VM on its
 # own third of the device. fio's JSON goes to $VM_OUT/fio-<config>-<one|all>.json.
-# Disks: vda = clustered-disk log device, vdb = local disk logs (1 MiB per VM, a linear
+# cdisk0 and ccore0 are cdisk and ccore with dm-log-cluster's in-sync cache off (module
+# parameter in_sync_cache=0 when the table is created): every IN_SYNC goes to clogd, as for
+# an LVM `mirror userspace` table.
+# Disks: vda = the clustered-disk log devices (two linear parts), vdb = local disk logs (1 MiB per VM, a linear
 # part), vdc, vdd = the legs. Mirrors are created with nosync: the write path, not a resync.
 set -e
 . /etc/clogvm-lib.sh
@@ -18,6 +21,9 @@ modprobe dm-mirror
 clogd_start --cluster
 dmsetup create locallog --table "0 2048 linear /dev/vdb $((VM_ID * 2048))" ||
   fail "dmsetup create locallog"
+# Two clustered-disk log devices (4 MiB each): cdisk and cdisk0 stay active side by side.
+dmsetup create clog_a --table "0 8192 linear /dev/vda 0" || fail "dmsetup create clog_a"
+dmsetup create clog_b --table "0 8192 linear /dev/vda 8192" || fail "dmsetup create clog_b"
 barrier clogd-up
 
 len=$(blockdev --getsz /dev/vdc)
@@ -27,14 +33,24 @@ table_of() {
   case $1 in
     core) echo "0 $len mirror core 2 1024 nosync $legs" ;;
     disk) echo "0 $len mirror disk 3 /dev/mapper/locallog 1024 nosync $legs" ;;
-    cdisk) echo "0 $len mirror cluster 5 disk bench_cdisk /dev/vda 1024 nosync $legs" ;;
+    cdisk) echo "0 $len mirror cluster 5 disk bench_cdisk /dev/mapper/clog_a 1024 nosync $legs" ;;
     ccore) echo "0 $len mirror cluster 4 core bench_ccore 1024 nosync $legs" ;;
+    cdisk0) echo "0 $len mirror cluster 5 disk bench_cdisk0 /dev/mapper/clog_b 1024 nosync $legs" ;;
+    ccore0) echo "0 $len mirror cluster 4 core bench_ccore0 1024 nosync $legs" ;;
   esac
 }
 
 for cfg in $CONFIGS; do
   dev=/dev/vdc
   if [ "$cfg" != raw ]; then
+    cache=1
+    case $cfg in cdisk0 | ccore0) cache=0 ;; esac
+    case $cfg in cdisk* | ccore*)
+      modprobe dm-log-cluster || fail "modprobe dm-log-cluster"
+      echo $cache >/sys/module/dm_log_cluster/parameters/in_sync_cache ||
+        fail "cannot set dm-log-cluster's in_sync_cache"
+      ;;
+    esac
     dmsetup create "b_$cfg" --table "$(table_of "$cfg")" || fail "$cfg: dmsetup create refused"
     wait_for "b_$cfg to be in sync ($(mirror_sync "b_$cfg") now)" 120 mirror_in_sync "b_$cfg" ||
       fail "$cfg: not in sync: $(dmsetup status "b_$cfg")"
