@@ -57,6 +57,18 @@ Status ClusterLog::Start() {
 }
 
 void ClusterLog::Stop() {
+  if (ready_ && ReplicatesMarks() && (!own_dirty_.empty() || !delta_clears_.empty())) {
+    // DTR of the last table: it was suspended first, nothing of it is in flight, so every
+    // mark of this node is stale (and a clear the kernel sent without a FLUSH after it is
+    // not published yet). Cleared before leaving, or the others would take them for a
+    // departed node's and resync those regions (a clustered mirror removed on every node
+    // but one would leave that one copying, and its own removal waiting for it).
+    for (RegionNo r : own_dirty_) delta_clears_.insert(r);
+    delta_marks_.clear();
+    own_dirty_.clear();
+    PublishOwnMarks();
+    DrainOutbox();  // sent before the leave: the others apply it first
+  }
   if (ready_ && disk() && !device_failed_) {
     Status s;
     if (state_.members.size() == 1 && state_.members[0] == me_) {

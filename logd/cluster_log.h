@@ -99,6 +99,7 @@ class ClusterLog : public ClusterHandler {
   struct Round {
     uint64_t view_id = 0;
     std::vector<NodeId> members;
+    uint32_t ring_nodes = 0;  // Membership::ring_nodes
     std::map<NodeId, AnnounceMsg> announces;
     bool decided = false;
   };
@@ -107,9 +108,14 @@ class ClusterLog : public ClusterHandler {
   // This node's marks outlive it through the cluster (MARKS), not through its slot: a core
   // log, or a disk log whose device failed here.
   bool ReplicatesMarks() const { return !disk() || device_failed_; }
-  bool Quorate() const {
-    return options_.expected_nodes == 0 || 2 * round_.members.size() > options_.expected_nodes;
+  // A majority of the expected nodes in this node's ring (or, not knowing the ring, in the
+  // group): only one side of a partition has one.
+  bool QuorateWith(size_t members, uint32_t ring_nodes) const {
+    const size_t counted = ring_nodes != 0 ? ring_nodes : members;
+    return options_.expected_nodes == 0 || 2 * counted > options_.expected_nodes;
   }
+  bool Quorate() const { return QuorateWith(round_.members.size(), round_.ring_nodes); }
+  std::string QuorumCount() const;  // "ring of 1 of 3 nodes", for log lines
   void Log(Severity s, const std::string& message) const;
 
   // Requests (cluster_log.cc).

@@ -149,12 +149,23 @@ void ClusterLog::IdleClearedSince(const std::vector<RegionNo>& regions) {
   if (!idle.empty()) Send(IdleMsg{idle});
 }
 
+std::string ClusterLog::QuorumCount() const {
+  const std::string of = " of " + std::to_string(options_.expected_nodes) + " nodes";
+  if (round_.ring_nodes != 0) return "corosync ring of " + std::to_string(round_.ring_nodes) + of;
+  return "group of " + std::to_string(round_.members.size()) + of;
+}
+
 void ClusterLog::OnMembership(const Membership& m) {
   if (std::find(m.joined.begin(), m.joined.end(), me_) != m.joined.end()) joined_ = true;
   if (!joined_) return;
+  const bool next_quorate = QuorateWith(m.members.size(), m.ring_nodes);
+  if (m.joined.empty() && m.left.empty() && next_quorate == Quorate()) {
+    // The ring changed under the group (a node outside it came or went) and quorum with it
+    // did not: nothing to do.
+    round_.ring_nodes = m.ring_nodes;
+    return;
+  }
   view_id_ = m.view_id;
-  const bool next_quorate =
-      options_.expected_nodes == 0 || 2 * m.members.size() > options_.expected_nodes;
   // Losing quorum: what this node holds now is what the majority held when it went on
   // without us; it is the base of a delta when we are back.
   if (serving() && !next_quorate) RetainBase();
@@ -214,7 +225,7 @@ void ClusterLog::OnMembership(const Membership& m) {
       state_.awaiting_absent.erase(back);
     }
   }
-  round_ = Round{m.view_id, m.members, {}, false};
+  round_ = Round{m.view_id, m.members, m.ring_nodes, {}, false};
   if (ready_ && !was_serving) unconfirmed_ = true;
   // Without quorum the state is kept but not served: if the majority went on elsewhere,
   // the next announce round finds this state stale and replaces it with a checkpoint; if
@@ -222,7 +233,8 @@ void ClusterLog::OnMembership(const Membership& m) {
   const uint64_t prior = last_quorate_view_;
   if (serving()) last_quorate_view_ = m.view_id;
   if (ready_ && !Quorate()) {
-    Log(Severity::kWarning, "no quorum: holding kernel requests until a majority is back");
+    Log(Severity::kWarning,
+        "no quorum (" + QuorumCount() + "): holding kernel requests until a majority is back");
     FreezeKernel();
   }
   AnnounceMsg announce{m.view_id, ready_, ready_ ? prior : 0, 0, 0};

@@ -23,9 +23,7 @@ void ClusterLog::OnAnnounce(NodeId from, const AnnounceMsg& m) {
 
 void ClusterLog::Decide() {
   if (!Quorate()) {
-    Log(Severity::kWarning, "view of " + std::to_string(round_.members.size()) + " of " +
-                                std::to_string(options_.expected_nodes) +
-                                " nodes has no quorum: not serving");
+    Log(Severity::kWarning, "view with no quorum (" + QuorumCount() + "): not serving");
     return;
   }
   // Only the state with the newest quorate history is trusted; a member holding an older
@@ -87,6 +85,7 @@ void ClusterLog::Bootstrap() {
   const uint64_t n = args_.RegionCount();
   state_ = ClusterState{};
   state_.log = region::LogState(n, args_.region_size);
+  std::vector<NodeId> marked_elsewhere;  // slots with marks of nodes outside the group
   if (disk()) {
     Status s = log_dev_->Reload();
     // An unreadable device: nothing on it can be trusted, every region is out of sync.
@@ -94,6 +93,11 @@ void ClusterLog::Bootstrap() {
     bool overflow = false;
     for (const auto& slot : log_dev_->loaded_slots()) {
       if (slot.node_id == 0) continue;
+      const bool member = std::find(round_.members.begin(), round_.members.end(), slot.node_id) !=
+                          round_.members.end();
+      if (!member && (slot.overflow || !slot.regions.empty())) {
+        marked_elsewhere.push_back(slot.node_id);
+      }
       overflow |= slot.overflow;
       for (RegionNo r : slot.regions) {
         if (r < n) in_sync.Clear(r);
@@ -123,6 +127,10 @@ void ClusterLog::Bootstrap() {
   // Every member's kernel may be running with regions marked (the whole cluster lost
   // corosync, say): recovery waits until each has reported them.
   for (NodeId member : round_.members) state_.awaiting_reports[member].insert(member);
+  // A node outside the group with marks may be one cut off from this ring, its kernel still
+  // writing them until its daemon sees the ring split and freezes it: as after a departure,
+  // nobody copies until the fence grace has passed. (A node that left cleanly has none.)
+  for (NodeId node : marked_elsewhere) AwaitFenceGrace(node);
   Log(Severity::kInfo, "bootstrapped the log (" + std::to_string(state_.log.SyncCount()) + "/" +
                            std::to_string(n) + " in sync), serving");
   BecomeReady();

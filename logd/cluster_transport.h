@@ -32,6 +32,11 @@ struct Membership {
   enum class LeaveReason { kLeft, kProcessDown, kNodeDown };
   std::vector<LeaveReason> left_reasons;
   std::vector<NodeId> joined;  // joined since the previous change
+  // Nodes in this member's totem ring (its side of a partition) after the change, the same
+  // on every member; what quorum counts. A change may name nobody joined or left: the ring
+  // changed under the group (a node outside it came or went), given when the count changes.
+  // 0: not known (the group's members count instead).
+  uint32_t ring_nodes = 0;
 };
 
 class ClusterHandler {

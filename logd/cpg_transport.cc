@@ -132,11 +132,11 @@ void OnCpgConfchg(cpg_handle_t handle, const cpg_name* /*group*/, const cpg_addr
   g->views.OnConfchg(ToConfchg(members, n_members, left, n_left, joined, n_joined));
 }
 
-void OnCpgTotem(cpg_handle_t handle, cpg_ring_id ring_id, uint32_t /*n_members*/,
+void OnCpgTotem(cpg_handle_t handle, cpg_ring_id ring_id, uint32_t n_members,
                 const uint32_t* /*members*/) {
   CpgTransport::Group* g = GroupOf(handle);
   if (g == nullptr || g->dead) return;
-  g->views.OnTotem(ring_id.seq);
+  g->views.OnTotem(ring_id.seq, n_members);
 }
 
 // The connection handle joins no group; corosync still sends it totem confchgs.

@@ -69,7 +69,7 @@ void CpgViewSequencer::OnConfchg(const CpgConfchg& change) {
       OnOwnJoin(change);
       return;
     case State::kWaitingSync:
-      held_.push_back({Held::Kind::kConfchg, change, 0, 0, 0, {}});
+      held_.push_back({Held::Kind::kConfchg, change, 0, 0, 0, 0, {}});
       for (const CpgAddress& gone : change.left) stayers_.erase({gone.node, gone.pid});
       if (!alone_ && stayers_.empty()) {
         state_ = State::kWaitingJoin;  // dead: nothing more is handed on
@@ -85,24 +85,33 @@ void CpgViewSequencer::OnConfchg(const CpgConfchg& change) {
   }
 }
 
-void CpgViewSequencer::OnTotem(uint64_t ring_seq) {
+void CpgViewSequencer::OnTotem(uint64_t ring_seq, uint32_t ring_nodes) {
   switch (state_) {
     case State::kWaitingJoin:  // the initial totem confchg may come before the join
       ring_known_ = true;
       ring_seq_ = ring_seq;
+      ring_nodes_ = ring_nodes;
       return;
     case State::kWaitingSync:
       if (alone_) {
         // Alone in the group: this is the initial totem confchg naming the join's ring.
         ring_known_ = true;
         ring_seq_ = ring_seq;
+        ring_nodes_ = ring_nodes;
         Resolve(MakeViewId(ring_seq, 1));
         return;
       }
-      held_.push_back({Held::Kind::kTotem, {}, ring_seq, 0, 0, {}});
+      // The initial totem confchg (it follows the join's confchg) names the join's ring: its
+      // count is the one the members know. A later ring's waits for its turn.
+      if (!ring_known_) {
+        ring_known_ = true;
+        ring_seq_ = ring_seq;
+      }
+      if (ring_seq == ring_seq_) ring_nodes_ = ring_nodes;
+      held_.push_back({Held::Kind::kTotem, {}, ring_seq, ring_nodes, 0, 0, {}});
       return;
     case State::kSynced:
-      SyncedTotem(ring_seq);
+      SyncedTotem(ring_seq, ring_nodes);
       return;
   }
 }
@@ -117,12 +126,12 @@ void CpgViewSequencer::OnDeliver(NodeId from, uint32_t pid, std::span<const uint
         Resolve(GetLe(frame, 9, 8));
         return;
       }
-      held_.push_back({Held::Kind::kDeliver, {}, 0, from, pid, {frame.begin(), frame.end()}});
+      held_.push_back({Held::Kind::kDeliver, {}, 0, 0, from, pid, {frame.begin(), frame.end()}});
       return;
     case State::kSynced:
       if (batch_open_) {
         batch_deliveries_.push_back(
-            {Held::Kind::kDeliver, {}, 0, from, pid, {frame.begin(), frame.end()}});
+            {Held::Kind::kDeliver, {}, 0, 0, from, pid, {frame.begin(), frame.end()}});
         return;
       }
       SyncedDeliver(from, frame);
@@ -169,7 +178,7 @@ void CpgViewSequencer::Resolve(uint64_t join_view_id) {
         SyncedConfchg(h.change);
         break;
       case Held::Kind::kTotem:
-        SyncedTotem(h.ring_seq);
+        SyncedTotem(h.ring_seq, h.ring_nodes);
         break;
       case Held::Kind::kDeliver:
         OnDeliver(h.from, h.pid, h.frame);
@@ -197,14 +206,22 @@ void CpgViewSequencer::SyncedConfchg(const CpgConfchg& change) {
   Emit(id, change.members, change.left, change.joined);
 }
 
-void CpgViewSequencer::SyncedTotem(uint64_t ring_seq) {
+void CpgViewSequencer::SyncedTotem(uint64_t ring_seq, uint32_t ring_nodes) {
   if (batch_open_) {
+    if (ring_nodes != 0) ring_nodes_ = ring_nodes;
     CloseBatch(ring_seq);
     return;
   }
-  if (ring_seq == ring_seq_) return;  // the initial totem confchg of the ring we are in
+  if (ring_seq == ring_seq_) {  // the initial totem confchg of the ring we are in
+    if (ring_nodes_ == 0) ring_nodes_ = ring_nodes;
+    return;
+  }
   ring_seq_ = ring_seq;
   count_ = 0;
+  if (ring_nodes == 0 || ring_nodes == ring_nodes_) return;
+  // The ring changed under the group: quorum may have changed with it.
+  ring_nodes_ = ring_nodes;
+  Emit(MakeViewId(ring_seq, 0), members_, {}, {});
 }
 
 void CpgViewSequencer::CloseBatch(uint64_t ring_seq) {
@@ -228,12 +245,14 @@ void CpgViewSequencer::SyncedDeliver(NodeId from, std::span<const uint8_t> frame
 void CpgViewSequencer::Emit(uint64_t view_id, const std::vector<CpgAddress>& members,
                             std::vector<CpgAddress> left, std::vector<CpgAddress> joined) {
   view_id_ = view_id;
+  members_ = members;
   std::vector<CpgAddress> sorted = members;
   std::sort(sorted.begin(), sorted.end(), ByNodeThenPid);
   std::sort(left.begin(), left.end(), ByNodeThenPid);
   std::sort(joined.begin(), joined.end(), ByNodeThenPid);
   Membership m;
   m.view_id = view_id;
+  m.ring_nodes = ring_nodes_;
   for (const CpgAddress& a : sorted) m.members.push_back(a.node);
   for (const CpgAddress& a : left) {
     m.left.push_back(a.node);

@@ -32,6 +32,12 @@
 //    A group that empties and is created again within one ring numbers from 1 again: an id
 //    names one change within one unbroken life of the group (a member that stays never sees
 //    an id twice). Ring sequences stay far below 2^32 (corosync adds a few per ring change).
+//  * Ring size (Membership::ring_nodes, what quorum counts): the node count of the totem
+//    confchg, which every client of corosync gets at every ring change, at the same point of
+//    every member's stream (it closes the change). A ring change that leaves the group as it
+//    was is handed on as a Membership naming nobody, view id = new ring << 32, when the node
+//    count changed. A joiner takes the count from its initial totem confchg (the flag
+//    CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF), which names the ring its join is in.
 //  * Member lists: corosync keeps group members sorted by (node id, pid) and so does this
 //    sequencer (members, joined and left alike): the order is ascending node id on every
 //    node, not age of membership.
@@ -85,7 +91,8 @@ class CpgViewSequencer {
   CpgViewSequencer(NodeId self_node, uint32_t self_pid, CpgViewSink& sink);
 
   void OnConfchg(const CpgConfchg& change);
-  void OnTotem(uint64_t ring_seq);
+  // `ring_nodes`: the totem confchg's node count; 0 if not known (Memberships then carry 0).
+  void OnTotem(uint64_t ring_seq, uint32_t ring_nodes = 0);
   void OnDeliver(NodeId from, uint32_t pid, std::span<const uint8_t> frame);
 
   // A Membership was handed on (multicasts make sense from now on).
@@ -102,6 +109,7 @@ class CpgViewSequencer {
     enum class Kind { kConfchg, kTotem, kDeliver } kind;
     CpgConfchg change;
     uint64_t ring_seq = 0;
+    uint32_t ring_nodes = 0;
     NodeId from = 0;
     uint32_t pid = 0;
     std::vector<uint8_t> frame;
@@ -110,7 +118,7 @@ class CpgViewSequencer {
   void OnOwnJoin(const CpgConfchg& change);
   void Resolve(uint64_t join_view_id);
   void SyncedConfchg(const CpgConfchg& change);
-  void SyncedTotem(uint64_t ring_seq);
+  void SyncedTotem(uint64_t ring_seq, uint32_t ring_nodes);
   void SyncedDeliver(NodeId from, std::span<const uint8_t> frame);
   void CloseBatch(uint64_t ring_seq);
   void Emit(uint64_t view_id, const std::vector<CpgAddress>& members, std::vector<CpgAddress> left,
@@ -124,6 +132,8 @@ class CpgViewSequencer {
   bool ring_known_ = false;
   uint64_t ring_seq_ = 0;
   uint32_t count_ = 0;  // process-level changes in this ring
+  uint32_t ring_nodes_ = 0;
+  std::vector<CpgAddress> members_;  // of the last Membership handed on
   uint64_t view_id_ = 0;
 
   // Waiting for the view: this process's join, who was there, and what came after it.

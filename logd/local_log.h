@@ -83,9 +83,11 @@ struct EngineOptions {
   // failed leg's writes stay held (handle_errors) until an operator reloads the table.
   LegHooks legs;
   BreakVariant break_variant = BreakVariant::kNone;
-  // Cluster size for quorum: a clustered log is served only while the group holds a
-  // majority of this many nodes, so a node cut off (or booting before its ring merged)
-  // never serves alone. 0: no quorum rule (production asks corosync's votequorum).
+  // Cluster size for quorum: a clustered log is served only while this node's corosync
+  // ring (Membership::ring_nodes; the log's group when the transport does not say) holds
+  // a majority of this many nodes, so a node cut off (or booting before its ring merged)
+  // never serves alone, while one whose ring is whole serves even if the log is active
+  // nowhere else. 0: no quorum rule (production asks corosync's votequorum).
   uint32_t expected_nodes = 0;
   // After a node leaves, nobody copies a region until this long has passed on every
   // member: the node may only be cut off, and its kernel writes its DIRTY regions without

@@ -383,6 +383,46 @@ TEST_F(CpgClusterTest, PartitionAndMergeGiveBothSidesTheSameView) {
   for (auto& probe : p) ExpectIdsIncrease(*probe);
 }
 
+// Quorum counts the ring (logd/CLUSTER.md): every change carries the ring's node count, and
+// a ring change that leaves the group as it was (node 3 is in the ring, not in the group)
+// still reaches the group, as a change naming nobody, when the count changed.
+TEST_F(CpgClusterTest, RingChangesUnderAnUnchangedGroupCarryTheRingSize) {
+  Probes p;
+  for (int node = 1; node <= 2; ++node) {
+    p.push_back(std::make_unique<ProbeProcess>(node, std::vector<std::string>{"--group", "ring"}));
+  }
+  for (auto& probe : p) {
+    const int at = probe->WaitFor(MembersAre({1, 2}), kJoinBound);
+    ASSERT_GE(at, 0) << "node " << probe->node() << " never saw both";
+    EXPECT_EQ(probe->events()[static_cast<size_t>(at)]["ring_nodes"], 3);
+  }
+  size_t seen[2];
+  for (size_t i = 0; i < 2; ++i) seen[i] = p[i]->events().size();
+  CommandResult r = RunScript("isolate 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ring_of = [](int nodes) {
+    return [nodes](const json& e) {
+      return IsMembership(e) && e["ring_nodes"] == nodes && e["joined"].empty() &&
+             e["left"].empty() && e["members"] == json({1, 2});
+    };
+  };
+  uint64_t ids[2] = {0, 0};
+  for (size_t i = 0; i < 2; ++i) {
+    const int at = p[i]->WaitFor(ring_of(2), kFailureBound, seen[i]);
+    ASSERT_GE(at, 0) << "node " << p[i]->node() << " was not told the ring shrank to 2";
+    ids[i] = p[i]->events()[static_cast<size_t>(at)]["view_id"];
+  }
+  EXPECT_EQ(ids[0], ids[1]) << "the same change on both members";
+  for (size_t i = 0; i < 2; ++i) seen[i] = p[i]->events().size();
+  r = RunScript("heal 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_GE(p[i]->WaitFor(ring_of(3), kJoinBound, seen[i]), 0)
+        << "node " << p[i]->node() << " was not told the ring grew back to 3";
+  }
+  for (auto& probe : p) ExpectIdsIncrease(*probe);
+}
+
 // Floods of 64 KiB messages, 1024 in flight, overrun corosync's queue: Multicast says kBusy
 // (never an error), the sender retries, and every message arrives once, in send order (the
 // probe checks the order of its own deliveries and fails on a gap). Whether a flood hits

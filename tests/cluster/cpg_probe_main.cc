@@ -4,7 +4,8 @@
 //
 // Output events (one JSON object per line, field "event"):
 //   ready {node, pid, group, expected_votes | expected_votes_error, early_multicast}
-//   membership {view_id, members, joined, left, reasons}   reasons: left|process_down|node_down
+//   membership {view_id, members, joined, left, reasons, ring_nodes}
+//                                            reasons: left|process_down|node_down
 //   deliver {from, data}            (not with --quiet)
 //   transport_lost {}  rejoin {status}  (retried every 200 ms until ok)
 //   send {status}  burst_sent {count, busy}  left {status}  join {status}
@@ -107,8 +108,9 @@ class Probe final : public ClusterHandler {
 
   void OnMembership(const Membership& m) override {
     members_ = m.members.size();
-    json j = {{"event", "membership"}, {"view_id", m.view_id}, {"members", m.members},
-              {"joined", m.joined},    {"left", m.left},       {"reasons", json::array()}};
+    json j = {{"event", "membership"},     {"view_id", m.view_id}, {"members", m.members},
+              {"joined", m.joined},        {"left", m.left},       {"reasons", json::array()},
+              {"ring_nodes", m.ring_nodes}};
     for (auto r : m.left_reasons) j["reasons"].push_back(ReasonName(r));
     Emit(j);
   }

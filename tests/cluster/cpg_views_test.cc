@@ -34,6 +34,7 @@ struct Proc : CpgViewSink {
     for (size_t i = 0; i < m.left.size(); ++i) {
       t += std::to_string(m.left[i]) + "/" + std::to_string(static_cast<int>(m.left_reasons[i]));
     }
+    if (m.ring_nodes != 0) t += " r" + std::to_string(m.ring_nodes);
     out.push_back(t);
     views.push_back(m);
   }
@@ -47,14 +48,17 @@ struct Proc : CpgViewSink {
     enum { kConf, kTotem, kDeliver } kind;
     CpgConfchg conf;
     uint64_t ring = 0;
+    uint32_t ring_nodes = 0;
     NodeId from = 0;
     uint32_t from_pid = 0;
     std::vector<uint8_t> frame;
 
-    static Event Conf(const CpgConfchg& c) { return {kConf, c, 0, 0, 0, {}}; }
-    static Event Totem(uint64_t ring) { return {kTotem, {}, ring, 0, 0, {}}; }
+    static Event Conf(const CpgConfchg& c) { return {kConf, c, 0, 0, 0, 0, {}}; }
+    static Event Totem(uint64_t ring, uint32_t nodes) {
+      return {kTotem, {}, ring, nodes, 0, 0, {}};
+    }
     static Event Deliver(NodeId from, uint32_t pid, std::vector<uint8_t> frame) {
-      return {kDeliver, {}, 0, from, pid, std::move(frame)};
+      return {kDeliver, {}, 0, 0, from, pid, std::move(frame)};
     }
   };
 
@@ -74,9 +78,12 @@ struct Proc : CpgViewSink {
 };
 
 // The group as corosync orders it. Every operation appends to the queues of the processes
-// that would get it, at once: appending order is the agreed order.
+// that would get it, at once: appending order is the agreed order. With `count_nodes` the
+// totem confchgs carry the ring's node count (nodes 1-4 that are up, on that side).
 class GroupModel {
  public:
+  explicit GroupModel(bool count_nodes = false) : count_nodes_(count_nodes) {}
+
   Proc& Join(NodeId node) {
     auto p = std::make_unique<Proc>(node, next_pid_++, SideOf(node));
     Proc& proc = *p;
@@ -88,7 +95,7 @@ class GroupModel {
     for (Proc* m : Members(proc.side)) m->queue.push_back(Proc::Event::Conf(c));
     if (!proc.got_initial_totem) {  // sent right after the join's confchg
       proc.got_initial_totem = true;
-      proc.queue.push_back(Proc::Event::Totem(ring_[proc.side]));
+      proc.queue.push_back(Proc::Event::Totem(ring_[proc.side], RingNodes(proc.side)));
     }
     return proc;
   }
@@ -195,7 +202,7 @@ class GroupModel {
       Proc::Event e = std::move(p.queue.front());
       p.queue.pop_front();
       if (e.kind == Proc::Event::kConf) p.seq.OnConfchg(e.conf);
-      if (e.kind == Proc::Event::kTotem) p.seq.OnTotem(e.ring);
+      if (e.kind == Proc::Event::kTotem) p.seq.OnTotem(e.ring, e.ring_nodes);
       if (e.kind == Proc::Event::kDeliver) p.seq.OnDeliver(e.from, e.from_pid, e.frame);
       for (auto& f : p.to_send) Multicast(p, f);
       p.to_send.clear();
@@ -241,10 +248,19 @@ class GroupModel {
   }
   void Totem(int side) {
     for (auto& p : procs_) {  // every CPG client gets it, member of the group or not
-      if (p->member && p->side == side) p->queue.push_back(Proc::Event::Totem(ring_[side]));
+      if (p->member && p->side == side) {
+        p->queue.push_back(Proc::Event::Totem(ring_[side], RingNodes(side)));
+      }
     }
   }
+  uint32_t RingNodes(int side) const {
+    if (!count_nodes_) return 0;
+    uint32_t n = 0;
+    for (NodeId node = 1; node <= 4; ++node) n += !down_.contains(node) && SideOf(node) == side;
+    return n;
+  }
 
+  bool count_nodes_;
   uint64_t time_ = 0;
   uint32_t next_pid_ = 100;
   std::map<int, uint64_t> ring_{{0, 20}, {1, 20}};
@@ -464,13 +480,47 @@ TEST(CpgViewsTest, RingChangeWithoutGroupChangeRestartsTheCount) {
   CheckAgreement(g);
 }
 
+// A ring change that leaves the group as it was is handed on when the ring's size changed
+// (quorum counts the ring), as a change naming nobody, numbered by the new ring; the same
+// on every member. A joiner knows the size from its initial totem confchg.
+TEST(CpgViewsTest, ARingThatChangesSizeUnderAnUnchangedGroupIsAChange) {
+  GroupModel g(/*count_nodes=*/true);
+  Proc& a = g.Join(1);
+  Proc& b = g.Join(2);
+  g.PumpAll();
+  ASSERT_EQ(a.views.size(), 2u);
+  EXPECT_EQ(a.views.back().ring_nodes, 4u);
+  ASSERT_EQ(b.views.size(), 1u);
+  EXPECT_EQ(b.views.back().ring_nodes, 4u) << "the joiner's first change";
+  g.NodeDown(4);  // not in the group
+  g.PumpAll();
+  for (Proc* p : {&a, &b}) {
+    ASSERT_FALSE(p->views.empty());
+    const Membership& m = p->views.back();
+    EXPECT_EQ(m.view_id, CpgViewSequencer::MakeViewId(g.ring(), 0));
+    EXPECT_EQ(m.ring_nodes, 3u);
+    EXPECT_EQ(m.members, (std::vector<NodeId>{1, 2}));
+    EXPECT_TRUE(m.joined.empty() && m.left.empty());
+  }
+  const size_t before = a.views.size();
+  g.QuietRingChange();  // same size: nothing to hand on
+  g.PumpAll();
+  EXPECT_EQ(a.views.size(), before);
+  g.Partition({3});  // 3 is not in the group either: {1,2,4} | {3}
+  g.PumpAll();
+  EXPECT_EQ(a.views.back().ring_nodes, 2u);
+  EXPECT_EQ(b.views.back().ring_nodes, 2u);
+  CheckAgreement(g);
+}
+
 // Random joins, leaves, crashes, node failures, quiet ring changes and messages, with
-// processes lagging behind by random amounts; the invariants hold throughout.
-TEST(CpgViewsTest, RandomHistoriesAgree) {
+// processes lagging behind by random amounts; the invariants hold throughout, with ring
+// sizes in the totem confchgs or without.
+void RandomHistoriesAgree(bool count_nodes) {
   for (uint32_t seed = 1; seed <= 200; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937 rng(seed);
-    GroupModel g;
+    GroupModel g(count_nodes);
     auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
     for (int step = 0; step < 60; ++step) {
       std::vector<Proc*> live;
@@ -509,9 +559,12 @@ TEST(CpgViewsTest, RandomHistoriesAgree) {
     }
     g.PumpAll();
     CheckAgreement(g);
-    if (HasFatalFailure() || HasNonfatalFailure()) return;
+    if (::testing::Test::HasFailure()) return;
   }
 }
+
+TEST(CpgViewsTest, RandomHistoriesAgree) { RandomHistoriesAgree(false); }
+TEST(CpgViewsTest, RandomHistoriesWithRingSizesAgree) { RandomHistoriesAgree(true); }
 
 }  // namespace
 }  // namespace clogd::logd

@@ -468,8 +468,11 @@ size_t ModelDriver::writes_in_flight(int node, size_t m) const {
 
 bool ModelDriver::Quiet(int node, size_t m) {
   MirrorModel* k = model(node, m);
-  return k && k->state() == MirrorState::kRunning && Outstanding(node, m) == 0 &&
-         k->bios_in_target() == 0 && writes_in_flight(node, m) == 0 && !k->recovering();
+  // A removed mirror (Stop done) is as quiet as a running one with nothing in flight.
+  const bool live =
+      k && (k->state() == MirrorState::kRunning || k->state() == MirrorState::kStopped);
+  return live && Outstanding(node, m) == 0 && k->bios_in_target() == 0 &&
+         writes_in_flight(node, m) == 0 && !k->recovering();
 }
 
 bool ModelDriver::AllQuiet() {

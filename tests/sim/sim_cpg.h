@@ -14,7 +14,10 @@
 // yet sequenced when their sender died are dropped; sequenced ones reach every survivor.
 // Healed components (and a node whose corosync came back) merge after a merge delay; each
 // side sees the other side's members in `joined`. Member lists are ordered by join order
-// (oldest first), identical everywhere. There is no quorum: a partition gives split brain.
+// (oldest first), identical everywhere. Every change carries the size of the receivers' ring
+// (Membership::ring_nodes); a ring that splits or merges under a group that did not change
+// gives that group a change naming nobody (as corosync's totem confchg does). Quorum is the
+// user's to compute from it: the model itself lets every side of a partition go on.
 // A change's view_id is its position in the agreed order: the same on every member (both
 // sides of a merge too), growing along every stream, unique across groups. Leave reasons are
 // what corosync would say: kLeft (Leave), kProcessDown (the transport was destroyed on a live

@@ -27,13 +27,16 @@ std::string List(const std::vector<NodeId>& ids) {
   return out + "]";
 }
 
-// A change as every receiver of it sees it; view_id is its agreed-order position.
-std::shared_ptr<const logd::Membership> MakeChange(uint64_t view_id, std::vector<NodeId> members,
+// A change as every receiver of it sees it; view_id is its agreed-order position;
+// ring_nodes the size of the receivers' ring after it.
+std::shared_ptr<const logd::Membership> MakeChange(uint64_t view_id, size_t ring_nodes,
+                                                   std::vector<NodeId> members,
                                                    std::vector<NodeId> left,
                                                    std::vector<LeaveReason> reasons,
                                                    std::vector<NodeId> joined) {
   auto m = std::make_shared<logd::Membership>();
   m->view_id = view_id;
+  m->ring_nodes = static_cast<uint32_t>(ring_nodes);
   m->members = std::move(members);
   m->left = std::move(left);
   m->left_reasons = std::move(reasons);
@@ -102,7 +105,8 @@ void SimCpg::Sequence(Ring& ring, Request request) {
       if (b == node.bindings.end() || b->second.member_id != request.member_id) break;
       members.push_back(Member{request.node, request.member_id, next_stamp_++});
       proto.position = next_position_++;
-      proto.membership = MakeChange(proto.position, NodesOf(members), {}, {}, {request.node});
+      proto.membership =
+          MakeChange(proto.position, ring.nodes.size(), NodesOf(members), {}, {}, {request.node});
       Fanout(members, proto);
       break;
     }
@@ -111,8 +115,8 @@ void SimCpg::Sequence(Ring& ring, Request request) {
       members.erase(self);
       if (members.empty()) break;
       proto.position = next_position_++;
-      proto.membership =
-          MakeChange(proto.position, NodesOf(members), {request.node}, {request.reason}, {});
+      proto.membership = MakeChange(proto.position, ring.nodes.size(), NodesOf(members),
+                                    {request.node}, {request.reason}, {});
       proto.why = Why({request.reason});
       Fanout(members, proto);
       break;
@@ -207,13 +211,15 @@ void SimCpg::Reconfigure(uint64_t ring_id, uint64_t token) {
       for (const Member& m : members) (ring.nodes.count(m.node) != 0 ? kept : gone).push_back(m);
       if (kept.empty()) continue;
       ring.groups[group] = kept;
-      if (gone.empty()) continue;
+      // A group nobody left still hears of the smaller ring (corosync's totem confchg).
+      if (gone.empty() && ring.nodes.size() == old.nodes.size()) continue;
       Delivery proto;
       proto.group = group;
       proto.position = next_position_++;
       // Crash, corosync death and partition look the same from here (CPG_REASON_NODEDOWN).
       const std::vector<LeaveReason> reasons(gone.size(), LeaveReason::kNodeDown);
-      proto.membership = MakeChange(proto.position, NodesOf(kept), NodesOf(gone), reasons, {});
+      proto.membership =
+          MakeChange(proto.position, ring.nodes.size(), NodesOf(kept), NodesOf(gone), reasons, {});
       proto.why = Why(reasons);
       Fanout(kept, proto);
     }
@@ -270,11 +276,12 @@ void SimCpg::Merge(const std::vector<uint64_t>& ring_ids) {
                                       [&](const Member& x) { return x.member_id == m.member_id; });
         if (!here) joined.push_back(m.node);
       }
-      if (joined.empty()) continue;
+      // A side nobody joined still hears of the larger ring (corosync's totem confchg).
+      if (joined.empty() && ring.nodes.size() == nodes.size()) continue;
       Delivery proto;
       proto.group = group;
       proto.position = position;
-      proto.membership = MakeChange(position, NodesOf(all), {}, {}, joined);
+      proto.membership = MakeChange(position, nodes.size(), NodesOf(all), {}, {}, joined);
       Fanout(g->second, proto);
     }
     merged[group] = std::move(all);

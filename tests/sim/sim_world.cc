@@ -12,7 +12,8 @@ SimResult RunSimulation(const SimConfig& config) {
     World world(four);
     return world.Run();
   }
-  if (config.scenario == "partition" && config.fence_grace_us == 0) {
+  if ((config.scenario == "partition" || config.scenario == "deactivate") &&
+      config.fence_grace_us == 0) {
     SimConfig graced = config;
     graced.fence_grace_us = 2'000'000;
     World world(graced);

@@ -42,7 +42,8 @@ struct SimConfig {
   // (ScenarioNames()); empty: random faults.
   std::string scenario;
   // EngineOptions::fence_grace_us of every daemon. 0: none, except 2 s under the
-  // "partition" scenario (a cut-off node's writes race the others' copies without it).
+  // "partition" and "deactivate" scenarios (a cut-off node's writes race the others' copies
+  // without it).
   uint64_t fence_grace_us = 0;
   logd::BreakVariant break_variant = logd::BreakVariant::kNone;
   // About half the kernels run a `mirror cluster` table (dm-log-cluster.ko: integrated_flush

@@ -292,7 +292,9 @@ class World {
     MirrorConfig mc;
     mc.node = static_cast<int>(node.id);
     mc.uuid = mirror.uuid;
-    mc.luid = 1000 * (10 * node.boot + m) + 1;  // unique: a reload takes the next ones
+    if (node.reactivations.size() < mirrors_.size()) node.reactivations.resize(mirrors_.size());
+    // Unique: a reload takes the next ones, an activation again the next hundred.
+    mc.luid = 1000 * (10 * node.boot + m) + 1 + 100 * node.reactivations[m];
     mc.ctr = mirror.ctr;
     mc.legs = mirror.table_legs;
     mc.integrated_flush = rng_.OneIn(2);
@@ -438,6 +440,12 @@ class World {
   SimNode* ServerNode();
   SimNode& NodeAt(size_t i) { return *nodes_[i % nodes_.size()]; }
   void CrashFor(SimNode& node, SimTime down_us);
+  // dmsetup remove of mirror `m` on `node` (suspend, PRESUSPEND, POSTSUSPEND, DTR: its
+  // daemon leaves the log's group): retried while the mirror is suspended for a moment; a
+  // violation unless it finishes within 10 s. `then` once it did.
+  void Deactivate(SimNode& node, size_t m, std::function<void()> then = {});
+  // Activates mirror `m` again on `node` (a new table) if it is not active there.
+  void Reactivate(SimNode& node, size_t m);
   void KillDaemonFor(SimNode& node, SimTime down_us);
   // Cuts `count` nodes (from index `first` on) off from the others for `cut_us`, then heals.
   void CutOffFor(size_t first, size_t count, SimTime cut_us);

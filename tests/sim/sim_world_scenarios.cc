@@ -23,6 +23,14 @@
 //   partition             a minority (1 of 3, 2 of 5 nodes) is cut off while everybody
 //                         writes, and healed a few seconds after both sides saw the split;
 //                         later another minority. Runs with a 2 s fence grace.
+//   deactivate            the mirror is removed (dmsetup remove) on every node but one, one
+//                         after another; the last one writes on alone, its ring whole (quorum
+//                         counts the ring, not the log's group), then is removed too; every
+//                         removal must finish within 10 s. In half the seeds the last one is
+//                         cut off while alone and the others activate the mirror again
+//                         meanwhile (a new group, on the log device, which waits out the fence
+//                         grace for the cut-off node's marks); healed before it is removed.
+//                         Then every node activates the mirror again. 2 s fence grace.
 #include "tests/sim/sim_world_internal.h"
 
 namespace clogd::sim {
@@ -30,7 +38,8 @@ namespace clogd::sim {
 std::vector<std::string> ScenarioNames() {
   return {"h1-resync-vs-writes", "h2-crash-after-flush", "h3-shared-marks",
           "h4-server-dies",      "h5-fast-rejoin",       "h6-leg-fails",
-          "h6-leg-replaced",     "h7-daemon-restarts",   "partition"};
+          "h6-leg-replaced",     "h7-daemon-restarts",   "partition",
+          "deactivate"};
 }
 
 SimNode* World::ServerNode() {
@@ -58,6 +67,40 @@ void World::KillDaemonFor(SimNode& node, SimTime down_us) {
   loop_.Schedule(down_us, [this, &node] {
     if (node.up && !node.daemon_up) StartDaemon(node);
   });
+}
+
+void World::Deactivate(SimNode& node, size_t m, std::function<void()> then) {
+  if (!node.up || !node.kernels[m]) return;
+  MirrorModel& k = *node.kernels[m];
+  if (k.state() == MirrorState::kStopped) return;
+  const uint64_t boot = node.boot;
+  auto done = std::make_shared<bool>(false);
+  Status s = k.Stop([done, then] {
+    *done = true;
+    if (then) then();
+  });
+  if (!s.ok()) {  // suspended for a moment (a rearm, a reload): dmsetup tries again
+    loop_.Schedule(100'000, [this, &node, m, then, boot] {
+      if (node.boot == boot) Deactivate(node, m, then);
+    });
+    return;
+  }
+  Trace(Stamp() + " n" + std::to_string(node.id) + " SCENARIO deactivate " + mirrors_[m]->uuid);
+  loop_.Schedule(10'000'000, [this, &node, m, done, boot] {
+    if (*done || node.boot != boot || !node.up) return;
+    Violation("node " + std::to_string(node.id) + ": removing mirror " + mirrors_[m]->uuid +
+              " did not finish within 10 s");
+  });
+}
+
+void World::Reactivate(SimNode& node, size_t m) {
+  if (!node.up || !node.daemon_up) return;
+  MirrorModel* k = node.kernels[m].get();
+  if (k && k->state() != MirrorState::kStopped) return;
+  Trace(Stamp() + " n" + std::to_string(node.id) + " SCENARIO activate " + mirrors_[m]->uuid);
+  if (node.reactivations.size() < mirrors_.size()) node.reactivations.resize(mirrors_.size());
+  ++node.reactivations[m];
+  StartKernel(node, m);
 }
 
 void World::CutOffFor(size_t first, size_t count, SimTime cut_us) {
@@ -193,6 +236,40 @@ void World::ScheduleScenario() {
     const SimTime cut2 = detection + rng_.Range(500'000, 3'000'000);
     loop_.ScheduleAt(t0 + cut + 5'000'000 + rng_.Range(0, 2'000'000),
                      [this, again, minority, cut2] { CutOffFor(again, minority, cut2); });
+  } else if (s == "deactivate") {
+    std::vector<size_t> order(nodes_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng_.Below(i)]);
+    SimTime at = t0;
+    for (size_t i = 0; i + 1 < order.size(); ++i) {
+      loop_.ScheduleAt(at, [this, index = order[i]] { Deactivate(NodeAt(index), 0); });
+      at += rng_.Range(0, 1'000'000);
+    }
+    const size_t last = order.back();
+    const bool cut = rng_.OneIn(2);
+    const SimTime detection = cpg_.timing().detection_us;
+    at += rng_.Range(500'000, 1'500'000);
+    if (cut) {
+      const SimTime cut_us = detection + rng_.Range(2'000'000, 4'000'000);
+      loop_.ScheduleAt(at, [this, last, cut_us] { CutOffFor(last, 1, cut_us); });
+      // The others activate the mirror again while the last one is cut off.
+      loop_.ScheduleAt(at + detection + rng_.Range(100'000, 1'000'000), [this, last] {
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+          if (i != last) Reactivate(NodeAt(i), 0);
+        }
+      });
+      at += cut_us + rng_.Range(500'000, 1'500'000);
+    } else {
+      at += rng_.Range(1'500'000, 3'000'000);
+    }
+    loop_.ScheduleAt(at, [this, last] {
+      Deactivate(NodeAt(last), 0, [this] {
+        // Everybody back: the run ends with the mirror active everywhere.
+        loop_.Schedule(rng_.Range(200'000, 1'000'000), [this] {
+          for (size_t i = 0; i < nodes_.size(); ++i) Reactivate(NodeAt(i), 0);
+        });
+      });
+    });
   } else if (s == "h7-daemon-restarts") {
     const size_t a = rng_.Below(nodes_.size());
     loop_.ScheduleAt(t0, [this, a] { KillDaemonFor(NodeAt(a), rng_.Range(100'000, 800'000)); });

@@ -137,10 +137,14 @@ case $test_name in
         fail "VM $i did not report fio's verify"
       grep "^node $i: cdisk in sync" "$work/out/vm$i/stdout" || fail "VM $i: cdisk not in sync"
       grep "^node $i: ccore in sync" "$work/out/vm$i/stdout" || fail "VM $i: ccore not in sync"
+      grep "^node $i: removed cdisk and ccore" "$work/out/vm$i/stdout" ||
+        fail "VM $i did not remove its mirrors"
     done
+    grep "^node 3: alone with the mirrors, fio with verify passed" "$work/out/vm3/stdout" ||
+      fail "VM 3, the last with the mirrors, did not write and verify alone"
     cmp "$a" "$b" || fail "the clustered-disk mirror's legs differ after fio from 3 nodes"
     cmp "$c" "$d" || fail "the clustered-core mirror's legs differ after fio from 3 nodes"
-    echo "ok: both mirrors' legs byte-identical after fio from 3 nodes (host cmp)"
+    echo "ok: both mirrors' legs byte-identical after fio from 3 nodes and their removal everywhere (host cmp)"
     ;;
 
   node-dies)

@@ -209,6 +209,57 @@ TEST_P(ClusterLogTest, NoQuorumNoService) {
   EXPECT_TRUE(answered);
 }
 
+// Quorum counts the corosync ring, not the log's group. A mirror deactivated on two of
+// three nodes goes on being served on the third, which can then be deactivated too: its
+// last FLUSH and suspend are answered. (Counting the group, 1 of 3 was no quorum and the
+// last deactivation hung.)
+TEST_P(ClusterLogTest, DeactivatingOnAMajorityLeavesTheLastNodeServing) {
+  cluster_.SetRing(3);
+  for (NodeId n : {1u, 2u, 3u}) Start(n, 3);
+  EXPECT_EQ(Send(3, DM_ULOG_MARK_REGION, Regions({5})).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_FLUSH).error, 0);
+  for (NodeId n : {1u, 2u}) {
+    EXPECT_EQ(Send(n, DM_ULOG_PRESUSPEND).error, 0) << "node " << n;
+    EXPECT_EQ(Send(n, DM_ULOG_POSTSUSPEND).error, 0) << "node " << n;
+    EXPECT_EQ(Send(n, DM_ULOG_DTR).error, 0) << "node " << n;
+  }
+  EXPECT_TRUE(Log(3).serving());
+  EXPECT_EQ(Log(3).state().members, std::vector<NodeId>{3});
+  EXPECT_EQ(Log(3).state().server, 3u);
+  EXPECT_EQ(Send(3, DM_ULOG_CLEAR_REGION, Regions({5})).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_PRESUSPEND).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_POSTSUSPEND).error, 0);
+  EXPECT_EQ(Send(3, DM_ULOG_DTR).error, 0);
+}
+
+// A mirror active on one node of three is served while that node's ring holds a majority.
+// When the ring loses it (a partition cut the node off: nobody left the log's group,
+// corosync says only that the ring shrank) requests wait; when the ring is whole again the
+// node serves, and the request that waited is answered.
+TEST_P(ClusterLogTest, ALoneMemberServesWhileItsRingHoldsAMajority) {
+  cluster_.SetRing(3);
+  Start(1, 3);
+  EXPECT_TRUE(Log(1).serving()) << "a log active on a minority of a whole ring is served";
+  cluster_.SetRing(1);
+  cluster_.Run();
+  EXPECT_FALSE(Log(1).serving());
+  UlogRequest count = testing::Req(DM_ULOG_GET_SYNC_COUNT, 101, "LVM-cluster");
+  nodes_[1].engine->Submit(count);
+  cluster_.Run();
+  auto answered = [&] {
+    for (const auto& r : nodes_[1].sink.replies) {
+      if (r.seq == count.seq) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(answered()) << "answered from a ring of 1 of 3 nodes";
+  cluster_.SetRing(3);
+  cluster_.Run();
+  EXPECT_TRUE(Log(1).serving());
+  EXPECT_TRUE(answered());
+}
+
 // Node 3 loses corosync (a live node keeping its state); while it is away node 2 dies and
 // region 5, which node 2 had marked, goes out of sync and is resynced; then node 3 is back.
 TEST_P(ClusterLogTest, ANodeThatLostTheClusterRejoinsWithADelta) {

@@ -63,6 +63,17 @@ class FakeCluster {
     }
   }
 
+  // The size of everybody's corosync ring (Membership::ring_nodes; 0, the default: not
+  // said). A change of it reaches every group as a change naming nobody, as corosync's
+  // totem confchg does.
+  void SetRing(uint32_t nodes) {
+    if (nodes == ring_nodes_) return;
+    ring_nodes_ = nodes;
+    for (auto& [group, members] : groups_) {
+      if (!members.empty()) Change(group, {}, {});
+    }
+  }
+
   // Multicasts sent so far (a FLUSH's cost in messages).
   uint64_t multicasts() const { return multicasts_; }
 
@@ -71,6 +82,7 @@ class FakeCluster {
               Membership::LeaveReason why = Membership::LeaveReason::kNodeDown) {
     Membership m;
     m.view_id = ++view_;
+    m.ring_nodes = ring_nodes_;
     for (auto& [node, h] : groups_[group]) m.members.push_back(node);
     m.joined = joined;
     m.left = left;
@@ -83,7 +95,7 @@ class FakeCluster {
   }
   void DoLeave(const std::string& group, NodeId n) {
     std::erase_if(groups_[group], [n](const auto& e) { return e.first == n; });
-    Change(group, {}, {n});
+    Change(group, {}, {n}, Membership::LeaveReason::kLeft);
   }
   void DoDeliver(const std::string& group, NodeId from, const std::vector<uint8_t>& m) {
     auto members = groups_[group];
@@ -97,6 +109,7 @@ class FakeCluster {
   std::map<std::string, std::vector<std::pair<NodeId, ClusterHandler*>>> groups_;
   uint64_t view_ = 0;
   uint64_t multicasts_ = 0;
+  uint32_t ring_nodes_ = 0;
 };
 
 }  // namespace clogd::logd::testing
