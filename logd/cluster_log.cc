@@ -418,8 +418,13 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
       adopted_marks_.erase(r);  // the kernel holds it marked: not stale
       if (own_dirty_.insert(r).second) {
         slot_dirty_ = true;
-        delta_clears_.erase(r);
-        delta_marks_.insert(r);
+        young_clears_.erase(r);
+        // A clear never multicast, of a mark the cluster holds (delivered): nothing about
+        // r is in flight (its marking FLUSH was answered after its delivery, before the
+        // kernel could clear it), so r is marked cluster-wide and stays so.
+        const bool still_marked =
+            delta_clears_.erase(r) > 0 && ReplicatesMarks() && state_.log.IsMarkedBy(me_, r);
+        if (!still_marked) delta_marks_.insert(r);
       }
     }
     p.phase = 1;
@@ -459,16 +464,20 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
         ++stats_.flush_messages;
         Send(BusyMsg{p.wait_id, busy});
       }
-    } else if (!delta_marks_.empty() || !delta_clears_.empty()) {
+    } else {
       // clustered-core (or a failed log device): the marks must outlive this node, so
-      // they are agreed first.
-      p.wait_id = next_id_++;
-      ++stats_.flush_messages;
-      Send(MarksMsg{p.wait_id,
-                    {delta_marks_.begin(), delta_marks_.end()},
-                    {delta_clears_.begin(), delta_clears_.end()}});
-      delta_marks_.clear();
-      delta_clears_.clear();
+      // they are agreed first; the clears go along, but for the young ones (lingering).
+      std::vector<RegionNo> clears;
+      for (RegionNo r : delta_clears_) {
+        if (!young_clears_.contains(r)) clears.push_back(r);
+      }
+      if (!delta_marks_.empty() || !clears.empty()) {
+        p.wait_id = next_id_++;
+        ++stats_.flush_messages;
+        Send(MarksMsg{p.wait_id, {delta_marks_.begin(), delta_marks_.end()}, clears});
+        delta_marks_.clear();
+        for (RegionNo r : clears) delta_clears_.erase(r);
+      }
     }
   }
   if (options_.break_variant == BreakVariant::kNoFlushDurability) return true;
@@ -530,63 +539,6 @@ void ClusterLog::FailDevice(const Status& s) {
   } else {
     state_.device_suspect = true;  // bootstrapping: the state is this node's to set
   }
-}
-
-bool ClusterLog::ForgetOwnMark(RegionNo r) {
-  if (own_dirty_.erase(r) == 0) return false;
-  slot_dirty_ = true;
-  delta_marks_.erase(r);
-  delta_clears_.insert(r);
-  return true;
-}
-
-void ClusterLog::DropAdoptedMarkOf(RegionNo r) {
-  if (adopted_marks_.erase(r) > 0 && ForgetOwnMark(r)) PublishOwnMarks();
-}
-
-void ClusterLog::DropStaleAdoptedMarks() {
-  for (RegionNo r : adopted_marks_) ForgetOwnMark(r);
-  adopted_marks_.clear();
-  PublishOwnMarks();
-}
-
-void ClusterLog::PublishOwnMarks() {
-  if (!ready_) return;
-  if (!ReplicatesMarks()) {
-    if (slot_dirty_) {
-      region::SlotRecord rec;
-      rec.node_id = me_;
-      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
-      const uint32_t slot = state_.SlotOf(me_);
-      if (slot != kNoSlot) {
-        if (Status s = log_dev_->WriteSlot(slot, rec); !s.ok()) {
-          FailDevice(s);
-          PublishOwnMarks();  // replicated from now on: its clears and IDLEs go out so
-          return;
-        }
-        slot_dirty_ = false;
-      }
-    }
-    delta_marks_.clear();
-    delta_clears_.clear();
-  } else if (!delta_marks_.empty() || !delta_clears_.empty()) {
-    Send(MarksMsg{next_id_++,
-                  {delta_marks_.begin(), delta_marks_.end()},
-                  {delta_clears_.begin(), delta_clears_.end()}});
-    delta_marks_.clear();
-    delta_clears_.clear();
-  }
-  // Busy regions this node no longer holds are released in either mode: a node whose log
-  // device failed publishes its clears as MARKS, which release only what it clears from
-  // now on, not what the cluster still holds busy from before (a clear lost with a killed
-  // daemon: clog-sim --seed 1298 --nodes 5).
-  std::vector<RegionNo> idle;
-  if (auto mine = state_.busy.find(me_); mine != state_.busy.end()) {
-    for (RegionNo r : mine->second) {
-      if (!own_dirty_.contains(r)) idle.push_back(r);
-    }
-  }
-  if (!idle.empty()) Send(IdleMsg{idle});
 }
 
 }  // namespace clogd::logd

@@ -208,6 +208,16 @@ class ClusterLog : public ClusterHandler {
   // This node's own marks (clustered-disk keeps them only here and in its slot).
   region::DirtySet own_dirty_;
   std::set<RegionNo> delta_marks_, delta_clears_;  // clustered-core: not yet multicast
+  // clustered-core: the clears among delta_clears_ made since the last linger tick. A FLUSH's
+  // MARKS leaves them out, so a region stays marked cluster-wide for kLingerUs to 2 x
+  // kLingerUs after its clear (a tick publishes the older ones): one written again
+  // meanwhile, as a hot region is, is marked again without a message. Only with a
+  // scheduler; a failure resyncs these regions too, which costs a copy, not data.
+  std::set<RegionNo> young_clears_;
+  bool linger_scheduled_ = false;
+  static constexpr uint64_t kLingerUs = 500'000;
+  void LingerTick();
+  void ScheduleLingerTick();
   bool slot_dirty_ = false;
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;

@@ -431,5 +431,38 @@ TEST_P(ClusterDiskLogTest, AServerThatCannotReadADepartedSlotResyncsEverything) 
 
 INSTANTIATE_TEST_SUITE_P(Disk, ClusterDiskLogTest, ::testing::Values("clustered-disk"));
 
+using ClusterCoreLogTest = ClusterLogTest;
+
+// A clear lingers (ClusterLog::young_clears_): a region cleared and marked again before the
+// next linger tick costs no message, the others holding it marked all along; a clear that
+// stays goes out at the second tick after it, without a FLUSH; a region marked after that
+// costs a message again.
+TEST_P(ClusterCoreLogTest, AClearLingersSoAHotRegionIsMarkedAgainWithoutAMessage) {
+  with_timers_ = true;
+  Start(1);
+  Start(2);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  uint64_t before = cluster_.multicasts();
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(cluster_.multicasts(), before) << "cleared and marked again within the linger time";
+  EXPECT_TRUE(Log(1).state().log.IsMarkedBy(2, 3));
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  FireTimers(2);
+  EXPECT_TRUE(Log(1).state().log.IsMarkedBy(2, 3)) << "a clear younger than a tick went out";
+  FireTimers(2);
+  EXPECT_FALSE(Log(1).state().log.IsMarkedBy(2, 3)) << "the clear never went out";
+  before = cluster_.multicasts();
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(cluster_.multicasts(), before + 1) << "a region no longer marked costs a message";
+  EXPECT_TRUE(Log(1).state().log.IsMarkedBy(2, 3));
+}
+
+INSTANTIATE_TEST_SUITE_P(Core, ClusterCoreLogTest, ::testing::Values("clustered-core"));
+
 }  // namespace
 }  // namespace clogd::logd
