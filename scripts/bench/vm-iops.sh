@@ -61,4 +61,15 @@ for c in $configs; do
   printf '%-32s %12s %9.2fx %18s %9.2fx\n' "${name[$c]}" "$one" \
     "$(jq -n "$one / $ref1")" "$all" "$(jq -n "$all / $ref3")"
 done
+# clustered logs: FLUSHes that sent a CPG message, summed over the VMs (clogd's counters).
+for c in $configs; do
+  case $c in cdisk* | ccore*) ;; *) continue ;; esac
+  flushes=0 messages=0
+  for f in "$work"/out/vm*/status-"$c".json; do
+    [[ -s $f ]] || continue
+    flushes=$((flushes + $(jq '[.logs[] | select(.uuid == "bench_'"$c"'") | .counters.flushes] | add // 0' "$f")))
+    messages=$((messages + $(jq '[.logs[] | select(.uuid == "bench_'"$c"'") | .counters.flush_messages] | add // 0' "$f")))
+  done
+  echo "${name[$c]}: $messages of $flushes FLUSHes sent a CPG message"
+done
 grep '^run:' "$work/run.log"

@@ -67,6 +67,8 @@ for cfg in $CONFIGS; do
     fi
     barrier "$cfg-$phase-done"
   done
+  # clogd's counters of the clustered logs (FLUSHes, and those that sent a CPG message).
+  case $cfg in cdisk* | ccore*) clogctl status --json >"$VM_OUT/status-$cfg.json" || true ;; esac
   [ "$cfg" = raw ] || dmsetup remove "b_$cfg" || fail "$cfg: dmsetup remove"
   barrier "$cfg-removed"
   echo "node $VM_ID: $cfg done"
