@@ -45,12 +45,14 @@ int64_t MergedCount(const std::vector<std::string>& lines, int gone) {
   return -1;
 }
 
-// A region `node`'s kernel holds clean (so a write to it needs a MARK and a FLUSH),
-// searched from the top, away from the workload's hot set at the bottom.
+// A region `node`'s kernel holds clean (so a write to it needs a MARK and a FLUSH) and no
+// write of the node is under way in, searched from the top, away from the workload's hot
+// set at the bottom. (A write the kernel requeued is in no region's count: a test write to
+// its block would race it, and the legs could end up in either order.)
 uint64_t FreshRegion(ModelDriver& d, int node, size_t mirror) {
   for (uint64_t r = kRegions; r-- > 0;) {
     const auto state = d.model(node, mirror)->CachedState(r);
-    if (!state || *state == sim::RegionState::kClean) return r;
+    if ((!state || *state == sim::RegionState::kClean) && !d.WritingIn(node, mirror, r)) return r;
   }
   return kRegions - 1;
 }

@@ -379,6 +379,13 @@ uint64_t ModelDriver::BlockOf(int node, uint64_t region) const {
   return first + (nodes - (first % nodes) + uint64_t(node - 1)) % nodes;
 }
 
+bool ModelDriver::WritingIn(int id, size_t m, uint64_t region) {
+  for (uint64_t block : node_ref(id).writing[m]) {
+    if (block / config_.blocks_per_region == region) return true;
+  }
+  return false;
+}
+
 void ModelDriver::ScheduleOp(Node& node, size_t m) {
   const uint64_t boot = node.boot;
   loop_.Schedule(rng_.Range(config_.op_min_us, config_.op_max_us), [this, &node, m, boot] {

@@ -104,6 +104,9 @@ class ModelDriver {
   void Write(int node, size_t mirror, uint64_t block, std::function<void(Status, SimTime)> done);
   // A block of `node`'s own share in `region` (the workload's blocks are disjoint per node).
   uint64_t BlockOf(int node, uint64_t region) const;
+  // A write of `node` (workload or Write) to a block of `region` has not completed yet: it
+  // may be waiting in the model where the region hash does not show it (requeued).
+  bool WritingIn(int node, size_t mirror, uint64_t region);
 
   sim::MirrorModel* model(int node, size_t mirror);
   sim::SimLegs& legs(size_t mirror);
