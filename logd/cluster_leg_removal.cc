@@ -232,16 +232,7 @@ void ClusterLog::OnLegRemoval(NodeId from, const LegRemovalMsg& m) {
   } reveal_on_return{this};
   const std::string what = "removal of leg " + std::to_string(m.leg) + " of " +
                            std::to_string(m.legs) + " (from node " + std::to_string(from) + ")";
-  auto retry = [this] {
-    if (leg_retry_scheduled_ || !options_.schedule) return;
-    leg_retry_scheduled_ = true;
-    std::weak_ptr<bool> alive = alive_;
-    options_.schedule(kLegRetryUs, [this, alive] {
-      if (alive.expired() || !*alive.lock()) return;
-      leg_retry_scheduled_ = false;
-      CheckLegs();
-    });
-  };
+  auto retry = [this] { ScheduleOnce(leg_retry_scheduled_, kLegRetryUs, [this] { CheckLegs(); }); };
   if (leg_tx_ || !round_.decided) {
     Log(Severity::kInfo, what + " set aside: " + *LegProposalRefusal(m.epoch, m.legs));
     if (from == me_) retry();
@@ -327,14 +318,8 @@ void ClusterLog::DecideLegTx(bool commit, const std::string& why) {
     early_decisions_[tx.tx] = commit;  // applied when the prepare is done
   }
   RevealHidden();  // aborted, or committed without a reload here
-  if (!commit && !tx.replace && tx.proposer == me_ && options_.schedule && !leg_retry_scheduled_) {
-    leg_retry_scheduled_ = true;
-    std::weak_ptr<bool> alive = alive_;
-    options_.schedule(kLegRetryUs, [this, alive] {
-      if (alive.expired() || !*alive.lock()) return;
-      leg_retry_scheduled_ = false;
-      CheckLegs();
-    });
+  if (!commit && !tx.replace && tx.proposer == me_) {
+    ScheduleOnce(leg_retry_scheduled_, kLegRetryUs, [this] { CheckLegs(); });
   }
 }
 

@@ -112,6 +112,17 @@ void ClusterLog::Pump() {
   RevealHidden();
 }
 
+void ClusterLog::ScheduleOnce(bool& scheduled, uint64_t delay_us, std::function<void()> then) {
+  if (scheduled || !options_.schedule) return;
+  scheduled = true;
+  std::weak_ptr<bool> alive = alive_;
+  options_.schedule(delay_us, [this, alive, &scheduled, then = std::move(then)] {
+    if (alive.expired() || !*alive.lock()) return;
+    scheduled = false;
+    then();
+  });
+}
+
 void ClusterLog::WakeStarvedKernel() {
   if (!kernel_starved_ || wake_check_scheduled_ || rearm_in_flight_ || !ready_ ||
       !options_.rearm_kernel) {
@@ -185,15 +196,7 @@ void ClusterLog::DrainOutbox() {
       Log(Severity::kError, "multicast failed: " + s.ToString());
     }
     // Flow control (or not joined yet): retry shortly; never an error for the kernel.
-    if (!drain_scheduled_ && options_.schedule) {
-      drain_scheduled_ = true;
-      std::weak_ptr<bool> alive = alive_;
-      options_.schedule(1000, [this, alive] {
-        if (alive.expired() || !*alive.lock()) return;
-        drain_scheduled_ = false;
-        DrainOutbox();
-      });
-    }
+    ScheduleOnce(drain_scheduled_, 1000, [this] { DrainOutbox(); });
     return;
   }
 }

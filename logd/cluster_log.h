@@ -117,6 +117,9 @@ class ClusterLog : public ClusterHandler {
   bool Quorate() const { return QuorateWith(round_.members.size(), round_.ring_nodes); }
   std::string QuorumCount() const;  // "ring of 1 of 3 nodes", for log lines
   void Log(Severity s, const std::string& message) const;
+  // Runs `then` in `delay_us` unless a run is already scheduled under `scheduled` (a member
+  // flag, set until it runs); nothing without a scheduler, or once this log is gone.
+  void ScheduleOnce(bool& scheduled, uint64_t delay_us, std::function<void()> then);
 
   // Requests (cluster_log.cc).
   void Pump();
@@ -217,7 +220,6 @@ class ClusterLog : public ClusterHandler {
   bool linger_scheduled_ = false;
   static constexpr uint64_t kLingerUs = 500'000;
   void LingerTick();
-  void ScheduleLingerTick();
   bool slot_dirty_ = false;
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;

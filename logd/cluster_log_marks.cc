@@ -15,20 +15,9 @@ bool ClusterLog::ForgetOwnMark(RegionNo r) {
   delta_clears_.insert(r);
   if (ReplicatesMarks() && options_.schedule) {
     young_clears_.insert(r);
-    ScheduleLingerTick();
+    ScheduleOnce(linger_scheduled_, kLingerUs, [this] { LingerTick(); });
   }
   return true;
-}
-
-void ClusterLog::ScheduleLingerTick() {
-  if (linger_scheduled_ || !options_.schedule) return;
-  linger_scheduled_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  options_.schedule(kLingerUs, [this, alive] {
-    if (alive.expired() || !*alive.lock()) return;
-    linger_scheduled_ = false;
-    LingerTick();
-  });
 }
 
 void ClusterLog::LingerTick() {
@@ -46,7 +35,9 @@ void ClusterLog::LingerTick() {
     }
   }
   young_clears_.clear();
-  if (!delta_clears_.empty() && ReplicatesMarks()) ScheduleLingerTick();
+  if (!delta_clears_.empty() && ReplicatesMarks()) {
+    ScheduleOnce(linger_scheduled_, kLingerUs, [this] { LingerTick(); });
+  }
 }
 
 void ClusterLog::DropAdoptedMarkOf(RegionNo r) {
