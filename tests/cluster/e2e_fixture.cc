@@ -33,6 +33,14 @@ int E2eClusterTest::lock_fd_ = -1;
 
 std::vector<int> AllNodes() { return {1, 2, 3}; }
 
+std::vector<int> Others(int node) {
+  std::vector<int> out;
+  for (int n : AllNodes()) {
+    if (n != node) out.push_back(n);
+  }
+  return out;
+}
+
 void E2eClusterTest::SetUpTestSuite() {
   signal(SIGPIPE, SIG_IGN);
   setenv("CLOG_NETNS_DIR", kClusterDir, 1);

@@ -87,5 +87,7 @@ class E2eClusterTest : public ::testing::Test {
 };
 
 std::vector<int> AllNodes();
+// Every node but `node`.
+std::vector<int> Others(int node);
 
 }  // namespace clogd::cluster_test
