@@ -103,8 +103,8 @@ struct SimNode {
   // Per mirror: suspended (or suspending) when this daemon started: maybe a reload its
   // predecessor left half done, resolved before this daemon's own leg hooks run.
   std::vector<bool> leftover_reload;
-  // Per mirror: activations after the first in this boot (a deactivated mirror activated
-  // again), so that each table instance gets a luid of its own.
+  // Per mirror: activations after the first (a deactivated mirror activated again), so
+  // that each table instance gets a luid of its own (the luid also names the boot).
   std::vector<uint64_t> reactivations;
 };
 

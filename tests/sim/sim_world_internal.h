@@ -64,6 +64,7 @@ class World {
       node->log_path_down_until.resize(mirrors_.size());
       node->tear_log_write.resize(mirrors_.size());
       node->leftover_reload.resize(mirrors_.size());
+      node->reactivations.resize(mirrors_.size());
       nodes_.push_back(std::move(node));
     }
   }
@@ -292,7 +293,6 @@ class World {
     MirrorConfig mc;
     mc.node = static_cast<int>(node.id);
     mc.uuid = mirror.uuid;
-    if (node.reactivations.size() < mirrors_.size()) node.reactivations.resize(mirrors_.size());
     // Unique: a reload takes the next ones, an activation again the next hundred.
     mc.luid = 1000 * (10 * node.boot + m) + 1 + 100 * node.reactivations[m];
     mc.ctr = mirror.ctr;

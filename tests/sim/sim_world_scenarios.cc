@@ -98,7 +98,6 @@ void World::Reactivate(SimNode& node, size_t m) {
   MirrorModel* k = node.kernels[m].get();
   if (k && k->state() != MirrorState::kStopped) return;
   Trace(Stamp() + " n" + std::to_string(node.id) + " SCENARIO activate " + mirrors_[m]->uuid);
-  if (node.reactivations.size() < mirrors_.size()) node.reactivations.resize(mirrors_.size());
   ++node.reactivations[m];
   StartKernel(node, m);
 }
