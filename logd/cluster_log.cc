@@ -470,10 +470,7 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
     } else {
       // clustered-core (or a failed log device): the marks must outlive this node, so
       // they are agreed first; the clears go along, but for the young ones (lingering).
-      std::vector<RegionNo> clears;
-      for (RegionNo r : delta_clears_) {
-        if (!young_clears_.contains(r)) clears.push_back(r);
-      }
+      const std::vector<RegionNo> clears = ClearsOlderThanATick();
       if (!delta_marks_.empty() || !clears.empty()) {
         p.wait_id = next_id_++;
         ++stats_.flush_messages;

@@ -220,6 +220,7 @@ class ClusterLog : public ClusterHandler {
   bool linger_scheduled_ = false;
   static constexpr uint64_t kLingerUs = 500'000;
   void LingerTick();
+  std::vector<RegionNo> ClearsOlderThanATick() const;  // delta_clears_ but the young ones
   bool slot_dirty_ = false;
   uint64_t pending_to_sync_ = 0;  // server: regions gone in sync since the last map write
   bool pending_out_of_sync_ = false;

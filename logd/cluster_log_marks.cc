@@ -20,14 +20,19 @@ bool ClusterLog::ForgetOwnMark(RegionNo r) {
   return true;
 }
 
+std::vector<RegionNo> ClusterLog::ClearsOlderThanATick() const {
+  std::vector<RegionNo> old;
+  for (RegionNo r : delta_clears_) {
+    if (!young_clears_.contains(r)) old.push_back(r);
+  }
+  return old;
+}
+
 void ClusterLog::LingerTick() {
   // The clears older than a tick go now, alone if no FLUSH took them; the younger ones
   // wait for the next tick.
   if (ready_ && ReplicatesMarks()) {
-    std::vector<RegionNo> old;
-    for (RegionNo r : delta_clears_) {
-      if (!young_clears_.contains(r)) old.push_back(r);
-    }
+    const std::vector<RegionNo> old = ClearsOlderThanATick();
     if (!old.empty()) {
       Send(MarksMsg{next_id_++, {}, old});
       for (RegionNo r : old) delta_clears_.erase(r);
