@@ -216,6 +216,10 @@ void ClusterLog::OnMembership(const Membership& m) {
     state_.members = m.members;
     chunks_.clear();
     buffered_.clear();
+    // A checkpoint asked for in an earlier view is never sent (the request names that
+    // view): this view's round sends a delta or a checkpoint afresh, and a delta refused
+    // again is asked for again.
+    asked_for_checkpoint_ = false;
   }
   if (ready_) {
     for (NodeId back : m.joined) {

@@ -314,6 +314,32 @@ TEST_P(ClusterLogTest, ADeltaThatDoesNotRebuildTheStateCostsAFullCheckpoint) {
   EXPECT_EQ(AsS64(Send(2, DM_ULOG_IN_SYNC, Regions({7}))), 1);
 }
 
+// A joiner refuses its delta and asks for a full checkpoint, but the membership changes
+// (another node joins) before its request is delivered: the request names the old view and
+// nobody answers it. The new view's round sends it a delta again, which it must not ignore
+// as if its request still stood (a clean-clone CI run of faults_cut-off: node 1 never got
+// ready, its RESUME held for good).
+TEST_P(ClusterLogTest, ACheckpointRequestOvertakenByAMembershipChangeIsMadeAgain) {
+  Start(1);
+  Start(2);
+  auto& log2 = const_cast<ClusterLog&>(Log(2));
+  const_cast<ClusterState&>(log2.state()).log.SetInSync(7, false);
+  cluster_.Crash(2);
+  log2.OnTransportLost();
+  cluster_.Run();
+  ASSERT_TRUE(nodes_[2].transport->Join("clogd:LVM-cluster", &log2).ok());
+  while (Log(2).stats().deltas_refused == 0 && cluster_.RunOne()) {
+  }
+  ASSERT_EQ(Log(2).stats().deltas_refused, 1u);
+  auto request = cluster_.TakeLast();  // its NeedCheckpoint, still on its way
+  Start(3);                            // a new view first
+  cluster_.Requeue(std::move(request));
+  cluster_.Run();
+  EXPECT_TRUE(Log(2).ready()) << "node 2 waits for an answer to a request nobody will answer";
+  EXPECT_EQ(Log(2).state().EncodeCheckpoint(), Log(1).state().EncodeCheckpoint());
+  EXPECT_EQ(AsS64(Send(2, DM_ULOG_IN_SYNC, Regions({7}))), 1);
+}
+
 TEST_P(ClusterLogTest, ARestartedDaemonTakesADeltaFromTheLogDeviceOrAFullCheckpoint) {
   Start(1);
   Start(2);

@@ -41,6 +41,23 @@ class FakeCluster {
     NodeId n_;
   };
 
+  // Runs the next queued event; false if none was left.
+  bool RunOne() {
+    if (queue_.empty()) return false;
+    auto fn = std::move(queue_.front());
+    queue_.pop_front();
+    fn();
+    return true;
+  }
+  // Takes the last queued event out (a message still on its way), to be put back later with
+  // Requeue: what was queued meanwhile comes first.
+  std::function<void()> TakeLast() {
+    auto fn = std::move(queue_.back());
+    queue_.pop_back();
+    return fn;
+  }
+  void Requeue(std::function<void()> fn) { queue_.push_back(std::move(fn)); }
+
   // Runs queued events until none is left.
   void Run() {
     while (!queue_.empty()) {
