@@ -116,7 +116,7 @@ void ClusterLog::ScheduleOnce(bool& scheduled, uint64_t delay_us, std::function<
   if (scheduled || !options_.schedule) return;
   scheduled = true;
   std::weak_ptr<bool> alive = alive_;
-  options_.schedule(delay_us, [this, alive, &scheduled, then = std::move(then)] {
+  options_.schedule(delay_us, [alive, &scheduled, then = std::move(then)] {
     if (alive.expired() || !*alive.lock()) return;
     scheduled = false;
     then();
