@@ -149,7 +149,8 @@ class ClusterLog : public ClusterHandler {
   void Report(NodeId failed);
   void ReportWhereAwaited();
   // A node left: recovery waits until every member's fence grace for it has run out.
-  void AwaitFenceGrace(NodeId gone);
+  // at_bootstrap: the node is outside a new group with regions marked (it did not just leave).
+  void AwaitFenceGrace(NodeId gone, bool at_bootstrap = false);
   // Reports for fence key `key` once this member's grace has run out.
   void StartFenceGrace(NodeId key);
   // Own REPORT/BUSY delivered: releases the regions among them this node no longer marks.

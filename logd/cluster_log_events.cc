@@ -326,7 +326,7 @@ void ClusterLog::Report(NodeId failed) {
   Send(ReportMsg{failed, marked});
 }
 
-void ClusterLog::AwaitFenceGrace(NodeId gone) {
+void ClusterLog::AwaitFenceGrace(NodeId gone, bool at_bootstrap) {
   // The node may only be cut off (a partition), not dead: its kernel writes the regions it
   // holds DIRTY without asking the log until its own daemon sees the others go, at about
   // the same time as we see it go, and freezes it (FreezeKernel). Without a fence that
@@ -342,10 +342,12 @@ void ClusterLog::AwaitFenceGrace(NodeId gone) {
     return;
   }
   // (Worded so that it never matches "node N left", which scripts and tests look for.)
-  Log(Severity::kInfo, "fence grace: no region is copied for " +
-                           std::to_string(options_.fence_grace_us / 1000) +
-                           " ms after the departure of node " + std::to_string(gone) +
-                           ", so that it has frozen its writes if it was only cut off");
+  Log(Severity::kInfo,
+      "fence grace: no region is copied for " + std::to_string(options_.fence_grace_us / 1000) +
+          (at_bootstrap
+               ? " ms: node " + std::to_string(gone) + " has regions marked and is not in the group"
+               : " ms after the departure of node " + std::to_string(gone)) +
+          ", so that it has frozen its writes if it was only cut off");
   reported_.erase(key);
   StartFenceGrace(key);
 }

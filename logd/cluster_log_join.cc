@@ -130,7 +130,7 @@ void ClusterLog::Bootstrap() {
   // A node outside the group with marks may be one cut off from this ring, its kernel still
   // writing them until its daemon sees the ring split and freezes it: as after a departure,
   // nobody copies until the fence grace has passed. (A node that left cleanly has none.)
-  for (NodeId node : marked_elsewhere) AwaitFenceGrace(node);
+  for (NodeId node : marked_elsewhere) AwaitFenceGrace(node, /*at_bootstrap=*/true);
   Log(Severity::kInfo, "bootstrapped the log (" + std::to_string(state_.log.SyncCount()) + "/" +
                            std::to_string(n) + " in sync), serving");
   BecomeReady();

@@ -2,7 +2,9 @@
 # request-path.sh: the write path's request latency through a real `clogd --cluster` on a
 # 3-node corosync cluster (scripts/cluster-netns.sh), beside the raw CPG agreed round trip
 # measured in the same run. Prints a table: per log type the latency of MARK+FLUSH (what
-# dm-raid1 waits for before a write) and CLEAR+FLUSH (a region going idle), median and p99,
+# dm-raid1 waits for before a write, as separate requests: LVM's `mirror userspace` tables),
+# the FLUSH carrying the mark (dm-log-cluster's integrated_flush), and CLEAR+FLUSH (a region
+# going idle), median and p99,
 # requests per second, the ratio to one CPG round trip, and `<type>: CPG messages per FLUSH`.
 #
 #   sudo scripts/bench/request-path.sh [cycles]        (default 2000 cycles per log type)
@@ -49,7 +51,8 @@ trap cleanup EXIT
 "$net" up >/dev/null
 
 # The reference: CPG agreed round trip of a 64-byte message with 3 members, one at a time,
-# measured before and after the clogd runs (the machine's load drifts); their mean is used.
+# measured before, between and after the log types' runs (the machine's load drifts, by a
+# third within a run at times): each type is compared with the mean of the two beside it.
 reference() {
   local n out
   for n in 2 3; do "$net" start-bg "$n" bench-probe "$probe" --group bench --quiet >/dev/null; done
@@ -59,11 +62,11 @@ reference() {
   [[ -n $out ]] || die "clog-cpg-probe --pingpong printed no result"
   echo "$out"
 }
-ref_before=$(reference)
+refs=("$(reference)")
 
 image=$work/log.img
 truncate -s 4M "$image"
-regions=1024
+regions=$((cycles * 2 > 1024 ? cycles * 2 : 1024)) # no region marked twice within a linger
 len=$((regions * 1024))
 results=()
 for type in clustered-disk clustered-core; do
@@ -86,33 +89,45 @@ for type in clustered-disk clustered-core; do
     die "clog-request-load failed for $type (clogd logs: $CLOG_NETNS_DIR/node*/clogd-$type.log)"
   results+=("$type $out")
   for n in 1 2 3; do "$net" kill-bg "$n" "clogd-$type" >/dev/null; done
+  refs+=("$(reference)")
 done
 
-ref_after=$(reference)
-mean() { jq -n "($(jq -r ".$1" <<<"$ref_before") + $(jq -r ".$1" <<<"$ref_after")) / 2"; }
-rtt_median=$(mean rtt_median_us)
+# mean FIELD I J: the mean of FIELD over references I..J
+mean() {
+  local k sum=0
+  for ((k = $2; k <= $3; k++)); do sum=$(jq -n "$sum + $(jq -r ".$1" <<<"${refs[k]}")"); done
+  jq -n "$sum / ($3 - $2 + 1)"
+}
 
 echo "request path through clogd --cluster, 3 corosync nodes in netns, $cycles cycles, load from node 1"
 printf '%-38s %10s %10s %10s\n' "path (latency in µs)" "median" "p99" "/CPG_rtt"
 row() { printf '%-38s %10.0f %10.0f %10.2f\n' "$1" "$2" "$3" "$(jq -n "$2 / $rtt_median")"; }
-row "CPG agreed round trip 64 B, before" "$(jq .rtt_median_us <<<"$ref_before")" \
-  "$(jq .rtt_p99_us <<<"$ref_before")"
-row "CPG agreed round trip 64 B, after" "$(jq .rtt_median_us <<<"$ref_after")" \
-  "$(jq .rtt_p99_us <<<"$ref_after")"
-for r in "${results[@]}"; do
+rtt_median=$(mean rtt_median_us 0 $((${#refs[@]} - 1)))
+for ((i = 0; i < ${#refs[@]}; i++)); do
+  when="between"
+  ((i == 0)) && when="first"
+  ((i == ${#refs[@]} - 1)) && when="last"
+  row "CPG agreed round trip 64 B, $when" "$(jq .rtt_median_us <<<"${refs[i]}")" \
+    "$(jq .rtt_p99_us <<<"${refs[i]}")"
+done
+for ((i = 0; i < ${#results[@]}; i++)); do
+  r=${results[i]}
   type=${r%% *}
   json=${r#* }
-  for step in mark_flush flush_after_mark clear_flush flush_after_clear; do
+  rtt_median=$(mean rtt_median_us "$i" $((i + 1))) # the round trips measured beside it
+  for step in mark_flush flush_after_mark integrated_mark_flush clear_flush flush_after_clear; do
     case $step in
       mark_flush) name="MARK+FLUSH" ;;
       flush_after_mark) name="  FLUSH alone (after MARK)" ;;
+      integrated_mark_flush) name="FLUSH carrying the MARK" ;;
       clear_flush) name="CLEAR+FLUSH" ;;
       flush_after_clear) name="  FLUSH alone (after CLEAR)" ;;
     esac
     row "$type $name" "$(jq ".${step}_median_us" <<<"$json")" "$(jq ".${step}_p99_us" <<<"$json")"
   done
 done
-printf '%-38s %10.0f req/s (one at a time)\n' "CPG agreed round trips" "$(mean rtt_msgs_per_s)"
+printf '%-38s %10.0f req/s (one at a time)\n' "CPG agreed round trips" \
+  "$(mean rtt_msgs_per_s 0 $((${#refs[@]} - 1)))"
 for r in "${results[@]}"; do
   printf '%-38s %10.0f req/s (one at a time)\n' "${r%% *} write path" \
     "$(jq .requests_per_s <<<"${r#* }")"
