@@ -82,6 +82,7 @@ void ClusterLog::Stop() {
     if (s.ok() && slot != kNoSlot) {
       region::SlotRecord freed;
       s = log_dev_->WriteSlot(slot, freed);
+      cleared_in_slot_.clear();
     }
     if (!s.ok()) Log(Severity::kError, "shutdown write failed: " + s.ToString());
   }
@@ -420,7 +421,8 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
       }
       adopted_marks_.erase(r);  // the kernel holds it marked: not stale
       if (own_dirty_.insert(r).second) {
-        slot_dirty_ = true;
+        // A cleared region still in the slot needs no write to be marked there again.
+        if (cleared_in_slot_.erase(r) == 0) slot_dirty_ = true;
         young_clears_.erase(r);
         // A clear never multicast, of a mark the cluster holds (delivered): nothing about
         // r is in flight (its marking FLUSH was answered after its delivery, before the
@@ -432,16 +434,9 @@ bool ClusterLog::StepFlush(Pending& p, UlogReply& reply) {
     }
     p.phase = 1;
     if (!ReplicatesMarks() && slot_dirty_) {
-      region::SlotRecord rec;
-      rec.node_id = me_;
-      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
       uint32_t slot = state_.SlotOf(me_);
-      Status s = slot == kNoSlot ? NotFound("no slot assigned") : log_dev_->WriteSlot(slot, rec);
-      if (s.ok()) {
-        slot_dirty_ = false;
-      } else {
-        FailDevice(s);  // the marks go to the cluster instead (below)
-      }
+      Status s = slot == kNoSlot ? NotFound("no slot assigned") : WriteOwnSlot(slot);
+      if (!s.ok()) FailDevice(s);  // the marks go to the cluster instead (below)
     }
     p.new_marks.assign(delta_marks_.begin(), delta_marks_.end());
     if (!ReplicatesMarks()) {
@@ -534,6 +529,7 @@ void ClusterLog::FailDevice(const Status& s) {
     if (!state_.log.IsMarkedBy(me_, r)) delta_marks_.insert(r);
   }
   slot_dirty_ = false;
+  cleared_in_slot_.clear();  // cleared: not marked in the replicated state
   if (ready_) {
     Send(DeviceFailedMsg{});
   } else {

@@ -218,6 +218,13 @@ class ClusterLog : public ClusterHandler {
   // meanwhile, as a hot region is, is marked again without a message. Only with a
   // scheduler; a failure resyncs these regions too, which costs a copy, not data.
   std::set<RegionNo> young_clears_;
+  // clustered-disk: cleared regions its slot still holds. They linger the same way: the
+  // slot is not written for a clear, a FLUSH writing new marks keeps the young ones, a
+  // tick writes the slot without the older ones; marked again meanwhile, a region needs no
+  // slot write. Invariant: the slot (as last written) holds every region in this set.
+  std::set<RegionNo> cleared_in_slot_;
+  // Writes own_dirty_ and the young cleared_in_slot_ to this node's slot `slot`.
+  Status WriteOwnSlot(uint32_t slot);
   bool linger_scheduled_ = false;
   static constexpr uint64_t kLingerUs = 500'000;
   void LingerTick();

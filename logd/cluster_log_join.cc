@@ -114,6 +114,7 @@ void ClusterLog::Bootstrap() {
       region::SlotRecord freed;
       s = log_dev_->WriteSlot(i, freed);
     }
+    cleared_in_slot_.clear();  // this node's slot is rewritten from own_dirty_ below
     if (!s.ok()) FailDevice(s);
     uint32_t next = 0;
     for (NodeId member : round_.members) state_.slot_owner[next++] = member;
@@ -236,7 +237,9 @@ void ClusterLog::BecomeReady() {
     if (s.ok() && slot != kNoSlot) {
       auto mine = log_dev_->ReadSlot(slot);
       if (mine.ok() && mine->node_id == me_) {
-        own_dirty_.insert(mine->regions.begin(), mine->regions.end());
+        for (RegionNo r : mine->regions) {
+          if (!cleared_in_slot_.contains(r)) own_dirty_.insert(r);  // not a lingering clear
+        }
       }
     }
     if (s.ok() && slot == kNoSlot) s = NoSpace("no free slot on the log device for this node");
@@ -252,6 +255,7 @@ void ClusterLog::BecomeReady() {
         s = log_dev_->WriteSlot(slot, freed);
       }
       if (s.ok()) s = log_dev_->WriteSlot(slot, rec);
+      cleared_in_slot_.clear();  // the slot holds own_dirty_ alone now
     }
     if (!s.ok()) {
       FailDevice(s);

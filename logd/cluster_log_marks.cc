@@ -1,6 +1,7 @@
 // This node's own marks as the cluster sees them: a clear is lazy (one lost only costs an
-// extra resync) and, in a clustered-core log, lingers a while so that a hot region is marked
-// again without a message (young_clears_, LingerTick); PublishOwnMarks sends what is
+// extra resync) and lingers a while so that a hot region is marked again without a message
+// (clustered-core) or a slot write (clustered-disk) (young_clears_, cleared_in_slot_,
+// LingerTick); PublishOwnMarks sends what is
 // pending (the slot of a clustered-disk log, MARKS of a clustered-core one) and releases
 // busy regions this node no longer holds; marks a restarted daemon inherited and its kernel
 // did not mark again are dropped.
@@ -10,14 +11,33 @@ namespace clogd::logd {
 
 bool ClusterLog::ForgetOwnMark(RegionNo r) {
   if (own_dirty_.erase(r) == 0) return false;
-  slot_dirty_ = true;
   delta_marks_.erase(r);
   delta_clears_.insert(r);
-  if (ReplicatesMarks() && options_.schedule) {
-    young_clears_.insert(r);
-    ScheduleOnce(linger_scheduled_, kLingerUs, [this] { LingerTick(); });
+  if (!options_.schedule) {
+    slot_dirty_ = true;
+    return true;
   }
+  young_clears_.insert(r);
+  if (ReplicatesMarks()) {
+    slot_dirty_ = true;
+  } else {
+    // The slot may lack r only if a write is due anyway (slot_dirty_): r goes with it.
+    cleared_in_slot_.insert(r);
+  }
+  ScheduleOnce(linger_scheduled_, kLingerUs, [this] { LingerTick(); });
   return true;
+}
+
+Status ClusterLog::WriteOwnSlot(uint32_t slot) {
+  std::erase_if(cleared_in_slot_, [&](RegionNo r) { return !young_clears_.contains(r); });
+  region::SlotRecord rec;
+  rec.node_id = me_;
+  rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
+  rec.regions.insert(rec.regions.end(), cleared_in_slot_.begin(), cleared_in_slot_.end());
+  std::sort(rec.regions.begin(), rec.regions.end());
+  Status s = log_dev_->WriteSlot(slot, rec);
+  if (s.ok()) slot_dirty_ = false;
+  return s;
 }
 
 std::vector<RegionNo> ClusterLog::ClearsOlderThanATick() const {
@@ -31,6 +51,17 @@ std::vector<RegionNo> ClusterLog::ClearsOlderThanATick() const {
 void ClusterLog::LingerTick() {
   // The clears older than a tick go now, alone if no FLUSH took them; the younger ones
   // wait for the next tick.
+  if (ready_ && !ReplicatesMarks()) {
+    const uint32_t slot = state_.SlotOf(me_);
+    const bool old = std::any_of(cleared_in_slot_.begin(), cleared_in_slot_.end(),
+                                 [&](RegionNo r) { return !young_clears_.contains(r); });
+    if (old && slot != kNoSlot) {
+      if (Status s = WriteOwnSlot(slot); !s.ok()) {
+        FailDevice(s);
+        PublishOwnMarks();
+      }
+    }
+  }
   if (ready_ && ReplicatesMarks()) {
     const std::vector<RegionNo> old = ClearsOlderThanATick();
     if (!old.empty()) {
@@ -40,7 +71,7 @@ void ClusterLog::LingerTick() {
     }
   }
   young_clears_.clear();
-  if (!delta_clears_.empty() && ReplicatesMarks()) {
+  if (ReplicatesMarks() ? !delta_clears_.empty() : !cleared_in_slot_.empty()) {
     ScheduleOnce(linger_scheduled_, kLingerUs, [this] { LingerTick(); });
   }
 }
@@ -59,17 +90,13 @@ void ClusterLog::PublishOwnMarks() {
   if (!ready_) return;
   if (!ReplicatesMarks()) {
     if (slot_dirty_) {
-      region::SlotRecord rec;
-      rec.node_id = me_;
-      rec.regions.assign(own_dirty_.begin(), own_dirty_.end());
       const uint32_t slot = state_.SlotOf(me_);
       if (slot != kNoSlot) {
-        if (Status s = log_dev_->WriteSlot(slot, rec); !s.ok()) {
+        if (Status s = WriteOwnSlot(slot); !s.ok()) {
           FailDevice(s);
           PublishOwnMarks();  // replicated from now on: its clears and IDLEs go out so
           return;
         }
-        slot_dirty_ = false;
       }
     }
     delta_marks_.clear();

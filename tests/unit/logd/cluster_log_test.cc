@@ -455,6 +455,35 @@ TEST_P(ClusterDiskLogTest, AServerThatCannotReadADepartedSlotResyncsEverything) 
   }
 }
 
+// A clustered-disk clear lingers like a clustered-core one: the slot is not written for
+// it, a region marked again within the linger time needs no slot write, and a tick writes
+// the slot without the clears older than a tick. A node that dies meanwhile has its
+// lingering regions resynced (a copy, no data at risk); one cleared two ticks ago is not.
+TEST_P(ClusterDiskLogTest, AClearLingersSoAHotRegionIsMarkedAgainWithoutASlotWrite) {
+  with_timers_ = true;
+  Start(1);
+  Start(2);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3, 5})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  const uint64_t before = shared_->writes();
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  EXPECT_EQ(shared_->writes(), before) << "cleared and marked again within the linger time";
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  FireTimers(2);
+  EXPECT_EQ(shared_->writes(), before) << "a clear younger than a tick was written";
+  EXPECT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({5})).error, 0);
+  EXPECT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  FireTimers(2);
+  EXPECT_EQ(shared_->writes(), before + 1) << "the older clear was never written";
+  CrashNode(2);  // region 5 lingers in node 2's slot, region 3 left it a tick ago
+  EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({5}))), 0) << "a lingering region is resynced";
+  EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({3}))), 1) << "a written clear is resynced";
+}
+
 INSTANTIATE_TEST_SUITE_P(Disk, ClusterDiskLogTest, ::testing::Values("clustered-disk"));
 
 using ClusterCoreLogTest = ClusterLogTest;
