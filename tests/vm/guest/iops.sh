@@ -4,8 +4,9 @@
 # own third of the device. ROUNDS rounds, each through every configuration in turn, so each
 # configuration is measured beside the reference several times as the host's load drifts.
 # fio's JSON goes to $VM_OUT/fio-<config>-<one|all>-r<round>.json. A fio still running
-# RUNTIME + 90 s after it started is stuck: the blocked tasks (sysrq w), dmesg and the
-# device-mapper status go to $VM_OUT/hang-<config>-<phase>-r<round>.txt and the job fails.
+# RUNTIME + 90 s after it started is stuck: requests in flight per disk, fio's kernel
+# stacks, the blocked tasks (sysrq w), dmesg and the device-mapper status go to
+# $VM_OUT/hang-<config>-<phase>-r<round>.txt and the job fails.
 # cdisk0 and ccore0 are cdisk and ccore with dm-log-cluster's in-sync cache off (module
 # parameter in_sync_cache=0 when the table is created): every IN_SYNC goes to clogd, as for
 # an LVM `mirror userspace` table.
@@ -45,16 +46,28 @@ table_of() {
   esac
 }
 
-# hang_report FILE: what the kernel is blocked on, for a fio that never finished.
+# hang_report FILE: what a fio that never finished waits for: requests in flight
+# per block device (a completion the disk never delivered shows here), fio's processes'
+# states and kernel stacks, the device-mapper state, and dmesg with the blocked tasks.
 hang_report() {
   echo w >/proc/sysrq-trigger 2>/dev/null || true
   {
+    echo "== in flight (reads writes) per block device"
+    for d in /sys/block/*; do echo "${d##*/}: $(cat "$d/inflight" 2>&1)"; done
+    echo "== fio processes: state, wchan, kernel stack"
+    for c in /proc/[0-9]*/comm; do
+      [ "$(cat "$c" 2>/dev/null)" = fio ] || continue
+      for t in "${c%/comm}"/task/*; do
+        echo "-- $t: $(awk '{ print $3 }' "$t/stat" 2>&1) $(cat "$t/wchan" 2>&1)"
+        cat "$t/stack" || true
+      done
+    done
     echo "== dmsetup status"
-    dmsetup status
+    dmsetup status || true
     echo "== dmsetup table"
-    dmsetup table
+    dmsetup table || true
     echo "== dmesg (blocked tasks last)"
-    dmesg
+    dmesg || true
   } >"$1" 2>&1
 }
 
