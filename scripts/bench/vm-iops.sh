@@ -68,10 +68,11 @@ iops() { # CONFIG PHASE ROUND: summed write IOPS of the VMs that ran it
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # cell CONFIG PHASE: "<median IOPS> <median ratio>x [<lowest>-<highest>]" over the rounds
 cell() {
-  local r values="" ratios=""
+  local r v values="" ratios=""
   for ((r = 1; r <= rounds; r++)); do
-    values+="$(iops "$1" "$2" "$r") "
-    ratios+="$(jq -n "$(iops "$1" "$2" "$r") / $(iops disk "$2" "$r")") "
+    v=$(iops "$1" "$2" "$r")
+    values+="$v "
+    ratios+="$(jq -n "$v / $(iops disk "$2" "$r")") "
   done
   local lo hi
   lo=$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g | head -1)

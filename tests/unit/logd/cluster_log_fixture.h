@@ -102,6 +102,16 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     return {AsS64(w) == 1, r};
   }
 
+  // Node n loses corosync while its daemon lives on, keeping its state: the others see it
+  // leave. Returns its log, to join again.
+  ClusterLog& LoseTransport(NodeId n) {
+    auto& log = const_cast<ClusterLog&>(Log(n));
+    cluster_.Crash(n);
+    log.OnTransportLost();
+    cluster_.Run();
+    return log;
+  }
+
   // Node n dies: its daemon is gone, the others see it leave.
   void CrashNode(NodeId n) {
     cluster_.Crash(n);

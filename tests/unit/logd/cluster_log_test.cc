@@ -271,10 +271,7 @@ TEST_P(ClusterLogTest, ANodeThatLostTheClusterRejoinsWithADelta) {
   EXPECT_EQ(joined.checkpoints_taken + joined.deltas_taken, 1u);
   Send(2, DM_ULOG_MARK_REGION, Regions({5}));
   Send(2, DM_ULOG_FLUSH);
-  auto& log3 = const_cast<ClusterLog&>(Log(3));
-  cluster_.Crash(3);
-  log3.OnTransportLost();
-  cluster_.Run();
+  ClusterLog& log3 = LoseTransport(3);
   EXPECT_FALSE(Log(3).ready());
   CrashNode(2);
   EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({5}))), 0);
@@ -297,13 +294,10 @@ TEST_P(ClusterLogTest, ADeltaThatDoesNotRebuildTheStateCostsAFullCheckpoint) {
   Start(1);
   Start(2);
   const ClusterLogStats joined = Log(2).stats();
-  auto& log2 = const_cast<ClusterLog&>(Log(2));
   // Node 2's map diverges without its version changing (as a member cut off from the
   // others might): the delta it is sent rebuilds a different state.
-  const_cast<ClusterState&>(log2.state()).log.SetInSync(7, false);
-  cluster_.Crash(2);
-  log2.OnTransportLost();
-  cluster_.Run();
+  const_cast<ClusterState&>(Log(2).state()).log.SetInSync(7, false);
+  ClusterLog& log2 = LoseTransport(2);
   ASSERT_TRUE(nodes_[2].transport->Join("clogd:LVM-cluster", &log2).ok());
   cluster_.Run();
   EXPECT_TRUE(Log(2).ready());
@@ -322,11 +316,8 @@ TEST_P(ClusterLogTest, ADeltaThatDoesNotRebuildTheStateCostsAFullCheckpoint) {
 TEST_P(ClusterLogTest, ACheckpointRequestOvertakenByAMembershipChangeIsMadeAgain) {
   Start(1);
   Start(2);
-  auto& log2 = const_cast<ClusterLog&>(Log(2));
-  const_cast<ClusterState&>(log2.state()).log.SetInSync(7, false);
-  cluster_.Crash(2);
-  log2.OnTransportLost();
-  cluster_.Run();
+  const_cast<ClusterState&>(Log(2).state()).log.SetInSync(7, false);
+  ClusterLog& log2 = LoseTransport(2);
   ASSERT_TRUE(nodes_[2].transport->Join("clogd:LVM-cluster", &log2).ok());
   while (Log(2).stats().deltas_refused == 0 && cluster_.RunOne()) {
   }
