@@ -41,7 +41,11 @@ void ClusterLog::Log(Severity s, const std::string& message) const {
 
 Status ClusterLog::Start() {
   if (device_) {
-    auto opened = region::LogDevice::Open(*device_, LogOpenParams(uuid_, args_, options_));
+    // Written only by the node that bootstraps the log (Bootstrap): another node may be
+    // serving it already, and a format here would wipe its slot under it.
+    region::OpenParams params = LogOpenParams(uuid_, args_, options_);
+    params.may_write = false;
+    auto opened = region::LogDevice::Open(*device_, params);
     if (!opened.ok()) return opened.status();
     log_dev_.emplace(std::move(opened).value());
   }

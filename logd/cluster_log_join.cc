@@ -87,7 +87,8 @@ void ClusterLog::Bootstrap() {
   state_.log = region::LogState(n, args_.region_size);
   std::vector<NodeId> marked_elsewhere;  // slots with marks of nodes outside the group
   if (disk()) {
-    Status s = log_dev_->Reload();
+    // Formatted or imported here if no node did so before: the cluster chose this node.
+    Status s = log_dev_->Initialize();
     // An unreadable device: nothing on it can be trusted, every region is out of sync.
     region::RegionBitmap in_sync = s.ok() ? log_dev_->loaded_in_sync() : region::RegionBitmap(n);
     bool overflow = false;

@@ -96,6 +96,7 @@ struct LogDevice::SlotCopies {
 Result<LogDevice> LogDevice::Open(BlockDevice& dev, const OpenParams& params) {
   LogDevice ld;
   ld.dev_ = &dev;
+  ld.params_ = params;
   const std::string where = ld.Where();
   if (params.nr_regions == 0) return InvalidArgument(where + ": region count is 0");
   if (params.region_size == 0) return InvalidArgument(where + ": region size is 0");
@@ -133,9 +134,26 @@ Result<LogDevice> LogDevice::Open(BlockDevice& dev, const OpenParams& params) {
   }
   const SbProbe& probe = use_header ? at_header : at_params;
 
+  // What the device needs written is left to Initialize: nothing is known of it yet but
+  // the layout a format would give it, and every region counts as out of sync.
+  auto uninitialized = [&]() -> Result<LogDevice> {
+    ld.layout_ = want;
+    ld.sb_ = Superblock{};
+    ld.sb_newest_copy_ = -1;
+    ld.part1_ = head;
+    ld.loaded_in_sync_ = RegionBitmap(want.nr_regions);
+    ld.loaded_slots_.assign(want.slot_count, SlotRecord{});
+    ld.slot_sequences_.assign(want.slot_count, 0);
+    ld.slot_newest_copy_.assign(want.slot_count, 0);
+    ld.slot_owner_.assign(want.slot_count, 0);
+    ld.outcome_ = OpenOutcome::kUninitialized;
+    return std::move(ld);
+  };
+
   // Every refusal comes through here: the operator may ask to overwrite instead.
   auto refuse = [&](Status s) -> Result<LogDevice> {
     if (!params.reinitialize || s.code() == Errc::kIoError) return s;
+    if (!params.may_write) return uninitialized();
     // New superblocks must outrank any old copy a crash mid-format could leave behind.
     uint64_t base = 0;
     for (const SbProbe* p : {&at_params, &at_header}) {
@@ -145,6 +163,7 @@ Result<LogDevice> LogDevice::Open(BlockDevice& dev, const OpenParams& params) {
     }
     ld = LogDevice();
     ld.dev_ = &dev;
+    ld.params_ = params;
     ld.sb_.sequence = base;
     ld.layout_ = want;
     ld.part1_ = head;  // Format only needs block 0 as it is on disk
@@ -220,6 +239,7 @@ Result<LogDevice> LogDevice::Open(BlockDevice& dev, const OpenParams& params) {
                                     " regions, requested " + Num(params.nr_regions) + "; " +
                                     kReinitHint));
     }
+    if (!params.may_write) return uninitialized();
     ld.layout_ = want;
     CLOG_RETURN_IF_ERROR(ld.Import(params));
     ld.outcome_ = OpenOutcome::kImportedDmLog;
@@ -228,6 +248,7 @@ Result<LogDevice> LogDevice::Open(BlockDevice& dev, const OpenParams& params) {
 
   if (AllZero(std::span<const uint8_t>(head).first(kDmLogHeaderBytes)) && AllZero(at_params.raw)) {
     // (c) blank.
+    if (!params.may_write) return uninitialized();
     ld.layout_ = want;
     ld.part1_ = head;
     CLOG_RETURN_IF_ERROR(ld.Format(params, OpenOutcome::kFormattedNew));
@@ -394,7 +415,32 @@ Status LogDevice::LoadSlots() {
   return Status::Ok();
 }
 
+Status LogDevice::Reopen(bool may_write) {
+  OpenParams p = params_;
+  p.may_write = may_write;
+  Result<LogDevice> opened = Open(*dev_, p);
+  if (!opened.ok()) return opened.status();
+  LogDevice fresh = std::move(opened).value();
+  fresh.params_ = params_;
+  *this = std::move(fresh);
+  return Status::Ok();
+}
+
+Status LogDevice::RefuseUninitialized() const {
+  return NotFound(Where() + ": not initialised: the node that bootstraps the cluster log " +
+                  "formats or imports it first");
+}
+
+Status LogDevice::Initialize() {
+  if (outcome_ != OpenOutcome::kUninitialized) return Reload();
+  return Reopen(true);
+}
+
 Status LogDevice::Reload() {
+  if (outcome_ == OpenOutcome::kUninitialized) {
+    CLOG_RETURN_IF_ERROR(Reopen(false));
+    return outcome_ == OpenOutcome::kUninitialized ? RefuseUninitialized() : Status::Ok();
+  }
   SbProbe probe;
   CLOG_RETURN_IF_ERROR(Wrap(Where(), ProbeSuperblocks(*dev_, layout_.cluster_offset, probe)));
   const int newest = probe.Newest();

@@ -113,6 +113,7 @@ Status LogDevice::WriteSuperblockCopy(Superblock sb) {
 bool LogDevice::Part1Valid() const { return DecodeDmLogHeader(part1_).magic == kDmLogMagic; }
 
 Status LogDevice::WriteSlot(uint32_t slot, SlotRecord& record) {
+  if (outcome_ == OpenOutcome::kUninitialized) return RefuseUninitialized();
   if (slot >= layout_.slot_count) {
     return OutOfRange(Where() + ": slot " + Num(slot) + " is past the end (" +
                       Num(layout_.slot_count) + " slots)");
@@ -157,6 +158,7 @@ Status LogDevice::WriteSlot(uint32_t slot, SlotRecord& record) {
 }
 
 Status LogDevice::WriteInSync(const RegionBitmap& in_sync) {
+  if (outcome_ == OpenOutcome::kUninitialized) return RefuseUninitialized();
   if (in_sync.size() != layout_.nr_regions) {
     return InvalidArgument(Where() + ": in-sync map has " + Num(in_sync.size()) +
                            " regions, the log " + Num(layout_.nr_regions));
@@ -171,6 +173,7 @@ Status LogDevice::WriteInSync(const RegionBitmap& in_sync) {
 // MarkActive: part 1 invalid (durable) before the superblock says active, so "active"
 // always implies "part 1 not trusted" at every instant.
 Status LogDevice::MarkActive(uint64_t generation) {
+  if (outcome_ == OpenOutcome::kUninitialized) return RefuseUninitialized();
   CLOG_RETURN_IF_ERROR(WriteDmLogHeader(false));
   Superblock next = sb_;
   next.active = true;
@@ -181,6 +184,7 @@ Status LogDevice::MarkActive(uint64_t generation) {
 // MarkCleanShutdown: the clean map is complete and durable before anything says the log
 // is inactive, and the superblock says inactive before part 1's magic says "trust me".
 Status LogDevice::MarkCleanShutdown(const RegionBitmap& clean) {
+  if (outcome_ == OpenOutcome::kUninitialized) return RefuseUninitialized();
   if (clean.size() != layout_.nr_regions) {
     return InvalidArgument(Where() + ": clean map has " + Num(clean.size()) + " regions, the log " +
                            Num(layout_.nr_regions));
@@ -194,6 +198,7 @@ Status LogDevice::MarkCleanShutdown(const RegionBitmap& clean) {
 }
 
 Status LogDevice::WriteSuperblock(const Superblock& sb) {
+  if (outcome_ == OpenOutcome::kUninitialized) return RefuseUninitialized();
   if (sb.nr_regions != sb_.nr_regions || sb.region_size != sb_.region_size ||
       sb.slot_count != sb_.slot_count || sb.slot_copy_bytes != sb_.slot_copy_bytes) {
     return InvalidArgument(

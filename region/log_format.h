@@ -123,6 +123,8 @@ enum class OpenOutcome {
                    // sync with nosync)
   kImportedDmLog,  // a valid single-node dm-log: its clean bitmap became the in-sync map
   kReinitialized,  // refused content overwritten because the operator asked (full resync)
+  kUninitialized,  // blank, a dm-log, or refused content to re-initialise, opened with
+                   // may_write false: left as found, nothing written (Initialize writes it)
 };
 
 struct OpenParams {
@@ -133,6 +135,12 @@ struct OpenParams {
   bool force_resync = false;  // `sync`: a new or imported log starts out of sync
   bool reinitialize = false;  // operator asked: overwrite a refused device (full resync)
   uint32_t slot_copy_bytes = kDefaultSlotCopyBytes;
+  // false: a device that needs formatting, importing or re-initialising is opened as
+  // kUninitialized instead. A cluster member opens so: its CTR may come while another node
+  // already bootstraps and serves the log, and a format then would wipe that node's slot
+  // and make part 1 a valid dm-log again under it. Only the node that bootstraps the log,
+  // chosen by the cluster, writes it (Initialize).
+  bool may_write = true;
 };
 
 // One open log device. All writes are followed by a durable Flush before they return ok.
@@ -178,7 +186,12 @@ class LogDevice {
   // server calls Reload() before writing the superblock or the in-sync map: it re-reads
   // the superblock, part 1 and every slot (refreshing loaded_in_sync() and loaded_slots()).
   // kCorrupt if the superblock is gone or its geometry changed.
+  // On a kUninitialized device it opens the device afresh, writing nothing, and fails
+  // (kNotFound) while it is still not a cluster log.
   Status Reload();
+  // Reload, or on a kUninitialized device what Open with may_write would do: format,
+  // import or re-initialise it (or just open it, if another node did so meanwhile).
+  Status Initialize();
   // Re-reads one slot from disk and returns its newest valid record (the log server does
   // this for a failed node's slot before merging and freeing it). kCorrupt if neither copy
   // is valid.
@@ -207,7 +220,11 @@ class LogDevice {
   std::vector<uint8_t> Part1ImageWithBitmap(const RegionBitmap& bits) const;
   bool Part1Valid() const;  // part1_ holds dm-log's valid magic
 
+  Status Reopen(bool may_write);       // Open again with params_, adopting the result
+  Status RefuseUninitialized() const;  // the error of a write to a kUninitialized device
+
   BlockDevice* dev_ = nullptr;
+  OpenParams params_;  // as given to Open
   OpenOutcome outcome_ = OpenOutcome::kOpenedCluster;
   Layout layout_;
   Superblock sb_;

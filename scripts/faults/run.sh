@@ -299,6 +299,16 @@ if [[ $scenario == leg-fails ]] && ! cmp "$a" "$c"; then
   problem "the leg added back differs from the first after its resync"
 fi
 
+# Only the scenario that fails a path to the log device may fail it: a daemon that takes
+# its device for failed otherwise serves on with its marks replicated, so its writes wait
+# for the cluster, and a server in that state resyncs every region of a departed node.
+if [[ $scenario != log-device-fails ]]; then
+  for i in 1 2 3; do
+    line=$(grep -h "log device failed" "$out/vm$i/clogd.log" 2>/dev/null | head -n 1 || true)
+    [[ -z $line ]] || problem "node $i's clogd took its log device for failed: $line"
+  done
+fi
+
 timeouts=0
 for i in "${live[@]}"; do
   t=$(grep -c "Request timed out" "$out/vm$i/dmesg" 2>/dev/null || true)
@@ -341,6 +351,13 @@ fi
 verdict=PASS
 ((ok)) || verdict=FAIL
 for p in "${problems[@]}"; do echo "  problem: $p"; done
+if ((!ok)); then
+  # What a failed row needs to be understood where its work directory is gone (CI): every
+  # warning and error each daemon logged.
+  for i in 1 2 3; do
+    grep -hE "\] (warning|error):" "$out/vm$i/clogd.log" 2>/dev/null | sed "s/^/  node $i: /" || true
+  done
+fi
 row=$(printf '%-32s %7s %7s %9s %9s %8s %9s %9s  %s' "$name" "$stall" "$target" \
   "$resynced_total" "$expected_total" "$matched" "$verified" "$timeouts" "$verdict")
 echo "$row" | tee "$work/row.tsv"

@@ -36,8 +36,9 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
   }
 
   // fence_grace_us > 0 or with_timers_: the node's timers are kept in timers_[n] until
-  // FireTimers(n).
-  Node& Start(NodeId n, uint32_t expected_nodes = 0, uint64_t fence_grace_us = 0) {
+  // FireTimers(n). resume false: the CTR only (a RESUME is held while there is no quorum).
+  Node& Start(NodeId n, uint32_t expected_nodes = 0, uint64_t fence_grace_us = 0,
+              bool resume = true) {
     auto& node = nodes_[n];
     node.transport = std::make_unique<FakeCluster::Transport>(cluster_, n);
     EngineOptions o;
@@ -68,7 +69,7 @@ class ClusterLogTest : public ::testing::TestWithParam<const char*> {
     node.engine =
         std::make_unique<LogEngine>(devices_.Opener(), o, node.sink, node.transport.get());
     Send(n, DM_ULOG_CTR, CtrPayload(std::to_string(kRegions * 1024) + " " + Args() + " nosync"));
-    Send(n, DM_ULOG_RESUME);
+    if (resume) Send(n, DM_ULOG_RESUME);
     return node;
   }
 

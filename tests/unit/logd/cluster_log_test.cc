@@ -475,6 +475,39 @@ TEST_P(ClusterDiskLogTest, AClearLingersSoAHotRegionIsMarkedAgainWithoutASlotWri
   EXPECT_EQ(AsS64(Send(1, DM_ULOG_IN_SYNC, Regions({3}))), 1) << "a written clear is resynced";
 }
 
+// A member's CTR writes nothing to a blank log device: the node the cluster chooses to
+// bootstrap the log formats it. A CTR that formatted could run beside another node's
+// activation that had bootstrapped and served the log already (its probe before, its
+// format after): it freed that node's slot and made part 1 a valid dm-log again under
+// it, and the server's next in-sync map write was refused, its device taken for failed
+// (the 3-VM fault runs; every region of a node that left was then resynced).
+TEST_P(ClusterDiskLogTest, OnlyTheNodeThatBootstrapsTheLogWritesABlankDevice) {
+  Start(1, 3, 0, false);  // its CTR; alone, no quorum: nothing is bootstrapped
+  ASSERT_FALSE(Log(1).serving());
+  EXPECT_EQ(shared_->writes(), 0u) << "node 1's CTR wrote the log device";
+  Start(2, 3);
+  for (NodeId n : {1u, 2u}) {
+    ASSERT_TRUE(Log(n).serving()) << "node " << n;
+    EXPECT_EQ(Send(n, DM_ULOG_FLUSH, Regions({10 + n})).error, 0) << "node " << n;
+  }
+  Start(3, 3);
+  EXPECT_EQ(Send(3, DM_ULOG_FLUSH, Regions({13})).error, 0);
+  for (NodeId n : {1u, 2u, 3u}) EXPECT_FALSE(Log(n).device_failed()) << "node " << n;
+  region::OpenParams p;
+  p.nr_regions = kRegions;
+  p.region_size = 1024;
+  p.uuid = "LVM-cluster";
+  p.may_write = false;
+  auto disk = region::LogDevice::Open(*shared_, p);
+  ASSERT_TRUE(disk.ok()) << disk.status().ToString();
+  EXPECT_EQ(disk->outcome(), region::OpenOutcome::kOpenedCluster);
+  std::map<NodeId, std::vector<RegionNo>> slots;
+  for (const auto& slot : disk->loaded_slots()) {
+    if (slot.node_id != 0) slots[slot.node_id] = slot.regions;
+  }
+  EXPECT_EQ(slots, (std::map<NodeId, std::vector<RegionNo>>{{1, {11}}, {2, {12}}, {3, {13}}}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Disk, ClusterDiskLogTest, ::testing::Values("clustered-disk"));
 
 using ClusterCoreLogTest = ClusterLogTest;
