@@ -206,8 +206,8 @@ int Run(const std::vector<std::string>& sockets, const std::vector<std::string>&
   };
   // The separate requests (LVM's `mirror userspace` tables) cycle over the first half of the
   // regions, the integrated FLUSH over the second: with enough regions (request-path.sh gives
-  // 2 x cycles) no region is marked again while its clear may still linger (clustered-core,
-  // 0.5-1 s), which would spare its FLUSH the message.
+  // 2 x cycles) no region is marked again while its clear may still linger (0.5-1 s), which
+  // would spare its FLUSH the message (clustered-core) or the slot write (clustered-disk).
   const uint64_t half = std::max<uint64_t>(regions / 2, 1);
   for (uint32_t i = 0; i < cycles; ++i) {
     const uint64_t region = i % half;
