@@ -64,6 +64,9 @@ class ClusterLog : public ClusterHandler {
   bool serving() const { return ready_ && Quorate() && !unconfirmed_; }
   const ClusterState& state() const { return state_; }
   const region::DirtySet& own_marks() const { return own_dirty_; }
+  // clustered-disk: regions cleared but still in this node's slot (their clears linger): a
+  // failure of this node now would resync them too, and the others read them in the slot.
+  const std::set<RegionNo>& lingering_in_slot() const { return cleared_in_slot_; }
   const ClusterLogStats& stats() const { return stats_; }
   size_t pending_requests() const { return pending_.size(); }
   bool device_failed() const { return device_failed_; }

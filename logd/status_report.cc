@@ -136,7 +136,11 @@ LogReport ReportCluster(const ClusterLog& log, const SlotReader& reader) {
     for (NodeId n : nodes)
       r.dirty.push_back({n, "replica", true, false, ToVector(s.log.DirtyOf(n))});
   } else {
-    r.dirty.push_back({log.node(), "own", true, false, ToVector(log.own_marks())});
+    // What this node's slot holds (or takes at the next FLUSH): its marks and the clears
+    // lingering there, as the other members read it from the device.
+    std::set<RegionNo> in_slot = log.own_marks();
+    in_slot.insert(log.lingering_in_slot().begin(), log.lingering_in_slot().end());
+    r.dirty.push_back({log.node(), "own", true, false, ToVector(in_slot)});
     std::vector<NodeId> others;
     for (NodeId n : nodes) {
       if (n != log.node()) others.push_back(n);

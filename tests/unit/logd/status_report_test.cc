@@ -323,6 +323,32 @@ TEST_P(ClusterStatusTest, ADepartedNodesMarksShowAsOutOfSyncAndTheirRecovery) {
       << text;
 }
 
+// A clear lingers in the node's slot (clustered-disk) or in the replicated marks
+// (clustered-core) until the next linger tick: every member reports the node's marks alike,
+// the node itself too, and the region leaves them all together.
+TEST_P(ClusterStatusTest, ALingeringClearShowsAlikeOnEveryMember) {
+  with_timers_ = true;
+  Start(1);
+  Start(2);
+  ASSERT_EQ(Send(2, DM_ULOG_MARK_REGION, Regions({3, 5})).error, 0);
+  ASSERT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  ASSERT_EQ(Send(2, DM_ULOG_CLEAR_REGION, Regions({3})).error, 0);
+  ASSERT_EQ(Send(2, DM_ULOG_FLUSH).error, 0);
+  for (NodeId n : {1u, 2u}) {
+    const LogReport r = Report(n).logs.at(0);
+    ASSERT_NE(DirtyOf(r, 2), nullptr) << "reported by node " << n;
+    EXPECT_EQ(DirtyOf(r, 2)->regions, (std::vector<RegionNo>{3, 5}))
+        << "reported by node " << n << ": region 3's clear lingers";
+  }
+  FireTimers(2);  // the clear is a tick old now
+  FireTimers(2);  // and goes out
+  for (NodeId n : {1u, 2u}) {
+    const LogReport r = Report(n).logs.at(0);
+    ASSERT_NE(DirtyOf(r, 2), nullptr) << "reported by node " << n;
+    EXPECT_EQ(DirtyOf(r, 2)->regions, (std::vector<RegionNo>{5})) << "reported by node " << n;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, ClusterStatusTest,
                          ::testing::Values("clustered-core", "clustered-disk"));
 
