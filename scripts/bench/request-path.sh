@@ -5,7 +5,8 @@
 # dm-raid1 waits for before a write, as separate requests: LVM's `mirror userspace` tables),
 # the FLUSH carrying the mark (dm-log-cluster's integrated_flush), and CLEAR+FLUSH (a region
 # going idle), median and p99,
-# requests per second, the ratio to one CPG round trip, and `<type>: CPG messages per FLUSH`.
+# requests per second, the ratio to one CPG round trip, the mean time per FLUSH of each
+# path, and `<type>: CPG messages per FLUSH`.
 #
 #   sudo scripts/bench/request-path.sh [cycles]        (default 2000 cycles per log type)
 #
@@ -131,6 +132,28 @@ printf '%-38s %10.0f req/s (one at a time)\n' "CPG agreed round trips" \
 for r in "${results[@]}"; do
   printf '%-38s %10.0f req/s (one at a time)\n' "${r%% *} write path" \
     "$(jq .requests_per_s <<<"${r#* }")"
+done
+# Per FLUSH on average, tails included, against the round trips' mean (one at a time):
+# dm-log-cluster's path (a FLUSH carrying the marks, then CLEAR + FLUSH) and LVM's
+# `mirror userspace` path (MARK + FLUSH, CLEAR + FLUSH). And the FLUSH carrying the mark less
+# a FLUSH with nothing to send right after a CLEAR (medians): the multicast's own cost apart
+# from the trip through the kernel link and clogd's loop.
+for ((i = 0; i < ${#results[@]}; i++)); do
+  r=${results[i]}
+  type=${r%% *}
+  json=${r#* }
+  rtt_mean=$(jq -n "1000000 / $(mean rtt_msgs_per_s "$i" $((i + 1)))")
+  rtt_median=$(mean rtt_median_us "$i" $((i + 1)))
+  for pass in integrated_per_flush_mean_us per_flush_mean_us; do
+    v=$(jq ".$pass" <<<"$json")
+    what="FLUSH carrying the marks, CLEAR, FLUSH"
+    [[ $pass == per_flush_mean_us ]] && what="MARK, FLUSH, CLEAR, FLUSH"
+    printf '%s: mean time per FLUSH (%s): %.0f µs = %.2f CPG round trips (mean %.0f µs)\n' \
+      "$type" "$what" "$v" "$(jq -n "$v / $rtt_mean")" "$rtt_mean"
+  done
+  v=$(jq '.integrated_mark_flush_median_us - .flush_after_integrated_clear_median_us' <<<"$json")
+  printf '%s: FLUSH carrying the MARK less a FLUSH with nothing to send: %.0f µs = %.2f CPG round trips\n' \
+    "$type" "$v" "$(jq -n "$v / $rtt_median")"
 done
 for r in "${results[@]}"; do
   type=${r%% *}

@@ -6,8 +6,9 @@
 // FLUSH's payload, as dm-log-cluster sends it (integrated_flush). Prints one JSON line with
 // the latency of each pair and of each request in it (median, p99, µs: mark_flush_*,
 // mark_*, flush_after_mark_*, the same for clear, and integrated_mark_flush_*,
-// integrated_clear_*...), requests per second and, from every node's control socket, the
-// CPG messages the clogds sent meanwhile. Every wait is bounded.
+// integrated_clear_*...), each pass's mean time per FLUSH (per_flush_mean_us,
+// integrated_per_flush_mean_us), requests per second and, from every node's control
+// socket, the CPG messages the clogds sent meanwhile. Every wait is bounded.
 #include <linux/dm-log-userspace.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -209,6 +210,10 @@ int Run(const std::vector<std::string>& sockets, const std::vector<std::string>&
   // 2 x cycles) no region is marked again while its clear may still linger (0.5-1 s), which
   // would spare its FLUSH the message (clustered-core) or the slot write (clustered-disk).
   const uint64_t half = std::max<uint64_t>(regions / 2, 1);
+  // Each pass's mean time per FLUSH (its FLUSHes: two per cycle), tails included: what the
+  // write path costs per FLUSH on average, beside the CPG round trips' mean.
+  auto per_flush_us = [&](Clock::duration d) { return us(d) / (2.0 * cycles); };
+  const auto separate_start = Clock::now();
   for (uint32_t i = 0; i < cycles; ++i) {
     const uint64_t region = i % half;
     if (!pair(DM_ULOG_MARK_REGION, region, "", false) ||
@@ -216,6 +221,8 @@ int Run(const std::vector<std::string>& sockets, const std::vector<std::string>&
       return 1;
     }
   }
+  const auto integrated_start = Clock::now();
+  const double separate_per_flush_us = per_flush_us(integrated_start - separate_start);
   for (uint32_t i = 0; i < cycles; ++i) {
     const uint64_t region = std::min(regions - 1, half + i % half);
     if (!pair(DM_ULOG_MARK_REGION, region, "integrated_", true) ||
@@ -223,11 +230,14 @@ int Run(const std::vector<std::string>& sockets, const std::vector<std::string>&
       return 1;
     }
   }
+  const double integrated_per_flush_us = per_flush_us(Clock::now() - integrated_start);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const std::vector<nlohmann::json> after = counters_now();
   nlohmann::json out = {{"uuid", uuid},         {"cycles", cycles},
                         {"requests", requests}, {"flushes", 4 * uint64_t{cycles}},
                         {"seconds", seconds},   {"requests_per_s", double(requests) / seconds}};
+  out["per_flush_mean_us"] = separate_per_flush_us;
+  out["integrated_per_flush_mean_us"] = integrated_per_flush_us;
   for (const auto& [name, v] : samples) {
     const Percentiles p = Of(v);
     out[name + "_median_us"] = p.median_us;
