@@ -1,11 +1,13 @@
 // DaemonLog: stderr, sd_journal_send or syslog.
 #include "logd/daemon_log.h"
 
+#include <sys/stat.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace clogd::logd {
@@ -26,12 +28,31 @@ int SyslogPriority(Severity s) {
   return LOG_INFO;
 }
 
+// systemd's way of telling a service that its stderr goes to journald: the line's
+// priority then goes with it (sd_journal_send) instead of being lost in a plain stream.
+bool StderrIsTheJournal() {
+  struct stat st {};
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return NamesJournalStream(std::getenv("JOURNAL_STREAM"), st.st_dev, st.st_ino);
+}
+
 }  // namespace
 
+bool NamesJournalStream(const char* journal_stream, unsigned long long dev,
+                        unsigned long long ino) {
+  if (journal_stream == nullptr) return false;
+  unsigned long long d = 0;
+  unsigned long long i = 0;
+  char extra = 0;
+  if (std::sscanf(journal_stream, "%llu:%llu%c", &d, &i, &extra) != 2) return false;
+  return d == dev && i == ino;
+}
+
 DaemonLog::DaemonLog(bool foreground, bool verbose) : verbose_(verbose) {
-  if (foreground) {
+  const bool journal = access("/run/systemd/journal/socket", W_OK) == 0;
+  if (foreground && !(journal && StderrIsTheJournal())) {
     sink_ = Sink::kStderr;
-  } else if (access("/run/systemd/journal/socket", W_OK) == 0) {
+  } else if (journal) {
     sink_ = Sink::kJournal;
   } else {
     sink_ = Sink::kSyslog;

@@ -1,6 +1,7 @@
-// Where clogd's log lines go: stderr in the foreground (-f); otherwise journald (with the
-// line's PRIORITY) when it runs, else syslog. Reopen() (SIGHUP) re-opens the syslog
-// connection, e.g. after syslogd restarted. Loop thread only.
+// Where clogd's log lines go: stderr in the foreground (-f), unless stderr is journald's
+// stream (systemd runs clogd -f, logd/clogd.service); otherwise journald (with the line's
+// PRIORITY) when it runs, else syslog. Reopen() (SIGHUP) re-opens the syslog connection,
+// e.g. after syslogd restarted. Loop thread only.
 #pragma once
 
 #include <string>
@@ -13,8 +14,8 @@ class DaemonLog {
  public:
   enum class Sink { kStderr, kJournal, kSyslog };
 
-  // kStderr when `foreground`; otherwise kJournal if journald's socket exists, else
-  // kSyslog (opened here as "clogd", facility daemon).
+  // kStderr when `foreground` and stderr is not journald's stream; otherwise kJournal if
+  // journald's socket exists, else kSyslog (opened here as "clogd", facility daemon).
   DaemonLog(bool foreground, bool verbose);
   ~DaemonLog();
   DaemonLog(const DaemonLog&) = delete;
@@ -31,5 +32,9 @@ class DaemonLog {
   Sink sink_;
   bool verbose_;
 };
+
+// Whether `journal_stream` (systemd's $JOURNAL_STREAM, "<device>:<inode>") names the file
+// with this device and inode: a unit's stderr connected to journald.
+bool NamesJournalStream(const char* journal_stream, unsigned long long dev, unsigned long long ino);
 
 }  // namespace clogd::logd

@@ -7,9 +7,10 @@ packages=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 clang libclang-rt-14-dev clang-format git
   linux-libc-dev libcli11-dev nlohmann-json3-dev
-  # the cluster and kernel links: corosync's CPG, votequorum and cmap; libdevmapper; journald
+  # the cluster and kernel links: corosync's CPG, votequorum and cmap; libdevmapper; journald;
+  # systemd-analyze (the unit test of logd/clogd.service.in)
   corosync libcpg-dev libvotequorum-dev libcmap-dev libquorum-dev libcorosync-common-dev
-  libdevmapper-dev libsystemd-dev iproute2 procps psmisc
+  libdevmapper-dev libsystemd-dev systemd iproute2 procps psmisc
   # the VM harness (tests/vm): QEMU TCG guests, busybox initramfs, kbuild for kmod/, fio in the guest
   qemu-system-x86 busybox-static fio linux-headers-amd64 cpio xz-utils zstd kmod jq
 )
