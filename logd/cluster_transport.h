@@ -23,8 +23,8 @@ struct Membership {
   // After the change, in an order that is the same on every member. corosync's CPG lists
   // members by (node id, pid); the simulator's model lists the oldest first. The state
   // machine relies only on the order being the same everywhere.
-  std::vector<NodeId> members;
-  std::vector<NodeId> left;  // left or failed since the previous change
+  std::vector<NodeId> members;  // each node once, however many processes it has there
+  std::vector<NodeId> left;     // left or failed since the previous change (its last process)
   // Parallel to `left`: why, as corosync says it. kProcessDown: the daemon exited, the node
   // is up and its kernel may still write. kNodeDown: the node left the ring — crashed, or
   // cut off by a partition, or its corosync died under a live daemon; only fencing (quorum

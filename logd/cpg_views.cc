@@ -250,15 +250,25 @@ void CpgViewSequencer::Emit(uint64_t view_id, const std::vector<CpgAddress>& mem
   std::sort(sorted.begin(), sorted.end(), ByNodeThenPid);
   std::sort(left.begin(), left.end(), ByNodeThenPid);
   std::sort(joined.begin(), joined.end(), ByNodeThenPid);
+  // Nodes, not processes: a node with several processes in the group (another program
+  // joined it, or a restarted daemon's join came before its old process's leave) is one
+  // member, and leaves with its last process. Each process's join is handed on: a
+  // restarted daemon must be seen to join (the others send it the state).
   Membership m;
   m.view_id = view_id;
   m.ring_nodes = ring_nodes_;
-  for (const CpgAddress& a : sorted) m.members.push_back(a.node);
+  for (const CpgAddress& a : sorted) {
+    if (m.members.empty() || m.members.back() != a.node) m.members.push_back(a.node);
+  }
+  auto member = [&](NodeId n) { return std::binary_search(m.members.begin(), m.members.end(), n); };
   for (const CpgAddress& a : left) {
+    if (member(a.node) || (!m.left.empty() && m.left.back() == a.node)) continue;
     m.left.push_back(a.node);
     m.left_reasons.push_back(ToLeaveReason(a.reason));
   }
-  for (const CpgAddress& a : joined) m.joined.push_back(a.node);
+  for (const CpgAddress& a : joined) {
+    if (m.joined.empty() || m.joined.back() != a.node) m.joined.push_back(a.node);
+  }
   sink_.OnViewMembership(m);
 }
 

@@ -41,6 +41,13 @@
 //  * Member lists: corosync keeps group members sorted by (node id, pid) and so does this
 //    sequencer (members, joined and left alike): the order is ascending node id on every
 //    node, not age of membership.
+//  * Nodes, not processes: a Membership names each node once. A node with several
+//    processes in the group (another program joined it, or a restarted daemon's join came
+//    before its old process's leave) leaves only with its last process; every process's
+//    join names its node in `joined` (a restarted daemon must be seen to join). So a
+//    foreign process's exit or leave changes nothing; the cost: a daemon that dies while
+//    another process of its node stays in the group is taken for gone only when that one
+//    goes too (logd/CLUSTER.md, "Not done yet").
 // Wire framing (every message of the group): 1 byte kind (0 application, 1 view sync);
 // a view sync carries u32 node, u32 pid, u64 view id, little-endian.
 #pragma once

@@ -429,6 +429,50 @@ TEST(CpgViewsTest, LeaveAndProcessDownKeepTheirReasons) {
   CheckAgreement(g);
 }
 
+// A second process of a member node (a probe, or a restarted daemon whose join came before
+// its old process's leave): the node is one member; its join is handed on, its leave and
+// its exit are not while another process of its node stays; the node leaves with its last
+// process, and a node down takes all of them at once.
+TEST(CpgViewsTest, ANodeWithSeveralProcessesIsOneMemberAndLeavesWithTheLast) {
+  GroupModel g;
+  Proc& a = g.Join(1);
+  g.PumpAll();
+  g.Join(2);
+  g.PumpAll();
+  Proc& c = g.Join(3);
+  g.PumpAll();
+  Proc& rogue = g.Join(3);
+  g.PumpAll();
+  EXPECT_EQ(a.views.back().members, (std::vector<NodeId>{1, 2, 3}));
+  EXPECT_EQ(a.views.back().joined, (std::vector<NodeId>{3})) << "each process's join is seen";
+  g.Leave(rogue, kProcDown);
+  g.PumpAll();
+  EXPECT_EQ(a.views.back().members, (std::vector<NodeId>{1, 2, 3}));
+  EXPECT_TRUE(a.views.back().left.empty()) << "node 3's daemon is still in the group";
+  Proc& again = g.Join(3);
+  g.PumpAll();
+  g.Leave(again, kLeave);
+  g.PumpAll();
+  EXPECT_TRUE(a.views.back().left.empty()) << "a leave of a second process";
+  EXPECT_TRUE(a.views.back().left_reasons.empty());
+  // A restart: the new process joined before the old one's exit was seen.
+  Proc& restarted = g.Join(3);
+  g.PumpAll();
+  g.Leave(c, kProcDown);
+  g.PumpAll();
+  EXPECT_TRUE(a.views.back().left.empty()) << "the restarted daemon stays node 3's member";
+  g.Join(3);
+  g.PumpAll();
+  g.NodeDown(3);
+  g.PumpAll();
+  EXPECT_EQ(a.views.back().members, (std::vector<NodeId>{1, 2}));
+  EXPECT_EQ(a.views.back().left, (std::vector<NodeId>{3})) << "once, for both processes";
+  EXPECT_EQ(a.views.back().left_reasons, std::vector{Membership::LeaveReason::kNodeDown});
+  ASSERT_FALSE(restarted.views.empty());
+  EXPECT_EQ(restarted.views.front().members, (std::vector<NodeId>{1, 2, 3}));
+  CheckAgreement(g);
+}
+
 TEST(CpgViewsTest, MergeGivesBothSidesTheSameView) {
   GroupModel g;
   Proc& a = g.Join(1);

@@ -505,9 +505,8 @@ TEST_F(E2eClusterTest, RogueGroupMemberIsRefusedAndChangesNothing) {
       EXPECT_EQ(Counter(after[size_t(n)], uuid(m), "messages_refused"),
                 Counter(before[size_t(n)], uuid(m), "messages_refused") + 2)
           << TypeName(m) << " node " << n;
-      // Not "absent": the rogue's exit marks its node absent (see the disabled test below).
       for (const char* field :
-           {"in_sync", "out_of_sync", "server", "members", "serving", "recovering"}) {
+           {"in_sync", "out_of_sync", "server", "members", "absent", "serving", "recovering"}) {
         EXPECT_EQ(a[field], b[field]) << TypeName(m) << " node " << n << ": " << field;
       }
       const auto lines = clogd().Lines(n, {"log " + uuid(m) + " ", "refused a message"});
@@ -528,13 +527,12 @@ TEST_F(E2eClusterTest, RogueGroupMemberIsRefusedAndChangesNothing) {
   ExpectDataIntact();
 }
 
-// Known defect, disabled until logd/ tells processes apart: CPG members are processes
-// (node, pid), but clogd's Membership carries node ids only, so a second process of a
-// member node in the group is taken for that node's clogd. Its exit (process_down) marks
-// the node "absent" although its clogd serves on; its leave (cpg_leave) is taken for the
-// node leaving: its marks are merged out of sync and its slot freed under the live clogd.
-// Run with --gtest_also_run_disabled_tests.
-TEST_F(E2eClusterTest, DISABLED_ProcessOfAMemberNodeIsNotTakenForItsClogd) {
+// CPG members are processes (node, pid); clogd's Membership names nodes, each once, and a
+// node leaves with its last process (logd/cpg_views.h). So a second process of a member
+// node in the group is not taken for that node's clogd: its exit (process_down) does not
+// mark the node absent, its leave (cpg_leave) does not merge the node's marks out of sync
+// nor free its slot under the live clogd.
+TEST_F(E2eClusterTest, ProcessOfAMemberNodeIsNotTakenForItsClogd) {
   constexpr int kRogueNode = 3;
   StartCluster();
   ASSERT_FALSE(HasFatalFailure());
