@@ -257,18 +257,18 @@ void CpgViewSequencer::Emit(uint64_t view_id, const std::vector<CpgAddress>& mem
   Membership m;
   m.view_id = view_id;
   m.ring_nodes = ring_nodes_;
-  for (const CpgAddress& a : sorted) {
-    if (m.members.empty() || m.members.back() != a.node) m.members.push_back(a.node);
-  }
-  auto member = [&](NodeId n) { return std::binary_search(m.members.begin(), m.members.end(), n); };
+  // The lists are sorted by node: a node's processes stand together.
+  auto add_once = [](std::vector<NodeId>& nodes, NodeId n) {
+    if (!nodes.empty() && nodes.back() == n) return false;
+    nodes.push_back(n);
+    return true;
+  };
+  for (const CpgAddress& a : sorted) add_once(m.members, a.node);
   for (const CpgAddress& a : left) {
-    if (member(a.node) || (!m.left.empty() && m.left.back() == a.node)) continue;
-    m.left.push_back(a.node);
-    m.left_reasons.push_back(ToLeaveReason(a.reason));
+    if (std::binary_search(m.members.begin(), m.members.end(), a.node)) continue;
+    if (add_once(m.left, a.node)) m.left_reasons.push_back(ToLeaveReason(a.reason));
   }
-  for (const CpgAddress& a : joined) {
-    if (m.joined.empty() || m.joined.back() != a.node) m.joined.push_back(a.node);
-  }
+  for (const CpgAddress& a : joined) add_once(m.joined, a.node);
   sink_.OnViewMembership(m);
 }
 
